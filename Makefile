@@ -1,0 +1,37 @@
+# reviewflow: `make run` (set up + run the pipeline, UI left up), `make test`, `make stop`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+DAYS ?= 3
+ROWS ?= 2000
+DATA ?=
+
+.PHONY: run test lint stop venv bench clean
+
+$(STAMP): requirements.txt constraints.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements.txt -c constraints.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	DAYS=$(DAYS) ROWS=$(ROWS) DATA="$(DATA)" bash scripts/run.sh
+
+stop:
+	bash scripts/stop.sh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: $(STAMP) lint
+	bash scripts/test.sh
+
+bench: $(STAMP)
+	. scripts/env.sh && for b in bench/bench_*.py; do echo "== $$b"; python $$b; done
+
+clean: stop
+	rm -rf lake airflow_home test-artifacts

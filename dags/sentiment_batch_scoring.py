@@ -1,0 +1,91 @@
+"""sentiment_batch_scoring: the champion's nightly sentiment, published back to the lake."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import dag, get_current_context, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from reviewflow.assets import PREDICTIONS
+from reviewflow.dag_defaults import DEFAULT_ARGS, gpu_queue, start_date
+
+DOC = """
+### Nightly batch scoring
+For the run's date **D** (after `reviews_ingest` has curated D):
+1. **collect_labels**: human labels dropped in `landing/labels/` (from the review queue) are
+   validated with GX and merged into `labels/reviews/labels.parquet` for the next training run.
+2. **plan**: D plus any curated partition up to D that has no predictions yet.
+3. **score** (one mapped task per date): the `champion` model predicts each partition in record
+   batches; `predictions/dt=.../` parquet is rewritten atomically and registered in the catalog
+   table `predictions`; low-confidence rows go to `review_queue/dt=.../review_queue.csv`.
+4. **drift**: D's inputs and predictions against the champion's training reference (PSI of
+   predicted labels, text length, department mix; out-of-vocabulary share) into
+   `reports/drift/dt=D/`; alerts are logged as warnings.
+
+Skips (does not fail) while no champion exists: run `sentiment_training` first.
+"""
+
+
+@dag(
+    dag_id="sentiment_batch_scoring",
+    schedule=CronDataIntervalTimetable("0 3 * * *", timezone="UTC"),
+    start_date=start_date(),
+    catchup=False,  # a missed night is caught up by `plan`, which scores every unscored partition
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    dagrun_timeout=timedelta(hours=4),
+    tags=["reviewflow", "scoring"],
+    doc_md=DOC,
+)
+def sentiment_batch_scoring():
+    @task(multiple_outputs=False)
+    def collect_labels() -> dict:
+        from reviewflow.labels import collect_labels as collect
+        from reviewflow.lake import get_lake
+
+        return collect(get_lake())
+
+    @task
+    def plan() -> list[str]:
+        from airflow.exceptions import AirflowSkipException
+
+        from reviewflow.catalog import get_catalog
+        from reviewflow.registry import champion
+        from reviewflow.score import unscored_partitions
+
+        if champion() is None:
+            raise AirflowSkipException("no champion model yet: run sentiment_training first")
+        return unscored_partitions(get_catalog(), get_current_context()["ds"])
+
+    @task(multiple_outputs=False, map_index_template="{{ dt }}", queue=gpu_queue())
+    def score(dt: str) -> dict:
+        from reviewflow.catalog import get_catalog
+        from reviewflow.config import get_settings
+        from reviewflow.lake import get_lake
+        from reviewflow.registry import champion, load_predictor
+        from reviewflow.score import score_partition
+
+        get_current_context()["dt"] = dt
+        entry = champion()
+        return score_partition(
+            get_lake(), get_catalog(), dt, load_predictor(entry), entry, get_settings().review_confidence_threshold
+        )
+
+    @task(multiple_outputs=False, outlets=[PREDICTIONS])
+    def drift(scored: list[dict]) -> dict:
+        from reviewflow.drift import drift_report
+        from reviewflow.lake import get_lake
+
+        context = get_current_context()
+        report = drift_report(get_lake(), context["ds"])
+        context["outlet_events"][PREDICTIONS].extra = {"dt": context["ds"], "dates_scored": [s["dt"] for s in scored]}
+        return report
+
+    labels = collect_labels()
+    dates = plan()
+    labels >> dates
+    drift(score.expand(dt=dates))
+
+
+sentiment_batch_scoring()

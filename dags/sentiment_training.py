@@ -1,0 +1,204 @@
+"""sentiment_training: nightly TF-IDF and BERT retraining, evaluation and champion/challenger gate."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import Param, dag, get_current_context, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from reviewflow.assets import CHAMPION_MODEL
+from reviewflow.config import get_settings
+from reviewflow.dag_defaults import DEFAULT_ARGS, start_date
+from reviewflow.operators.gpu_training import gpu_training_task
+
+SETTINGS = get_settings()  # env only at parse time: cheap, no Airflow Variables, no heavy imports
+BUILD = "{{ ti.xcom_pull(task_ids='build_dataset')"
+
+DOC = """
+### Nightly retraining
+For the run's date **D** (after `reviews_ingest` has curated D):
+1. **build_dataset**: curated reviews with `dt <= D` (human labels from `labels/reviews/` win over
+   rating-derived sentiment), text = title + ". " + review text, split 80/10/10 by a hash of
+   `review_id` (a review always lands in the same split) ->
+   `models/datasets/dt=D/dataset.parquet` + `data_snapshot.json`.
+2. **train_tfidf** (here, CPU) and **train_bert** (where `REVIEWFLOW_GPU_BACKEND` says: local
+   subprocess, Celery `gpu` queue, Kubernetes pod with `nvidia.com/gpu`, or a SageMaker job;
+   on CPU within the budget params). Both write `models/<model>/<version>/`.
+3. **evaluate_***: test macro-F1, per-class scores, confusion matrix, macro-F1 per facet and
+   Clarify post-training bias (DPPL, DI, AD, RD); HTML report in `reports/models/<model>/<version>/`;
+   the version is registered.
+4. **gate**: the best challenger (validation macro-F1, fair models first) against the champion
+   re-evaluated on the same test split: promoted only if it wins by `promote_margin` and passes
+   the fairness gate. The decision and its reasons go to `models/decisions/<run>.json`.
+5. **approval** (only when `require_approval`): a human approves or rejects in the UI.
+6. **promote** moves the `champion` alias (emits the `champion_model` asset); **finalize**
+   records the final decision.
+"""
+
+
+@dag(
+    dag_id="sentiment_training",
+    # the run for D starts at D+1 02:00, once ingest (midnight) has curated D
+    schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
+    start_date=start_date(),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    dagrun_timeout=timedelta(hours=6),
+    tags=["reviewflow", "training"],
+    doc_md=DOC,
+    params={
+        "train_bert": Param(True, type="boolean", description="Train the BERT model too (GPU backend)."),
+        "bert_max_train_samples": Param(
+            SETTINGS.bert_max_train_samples,
+            type="integer",
+            minimum=0,
+            description="CPU budget: stratified training subsample (0: all).",
+        ),
+        "bert_max_minutes": Param(
+            SETTINGS.bert_max_minutes,
+            type="number",
+            minimum=0,
+            description="CPU budget: training minutes, then stop and keep the best checkpoint.",
+        ),
+        "bert_epochs": Param(SETTINGS.bert_epochs, type="integer", minimum=1),
+        "bert_max_length": Param(128, type="integer", minimum=16, maximum=512, description="Tokens per review."),
+        "promote_margin": Param(
+            SETTINGS.promote_margin,
+            type="number",
+            description="Test macro-F1 a challenger must gain over the champion.",
+        ),
+        "require_approval": Param(
+            SETTINGS.require_approval, type="boolean", description="Ask a human (HITL approval) before promoting."
+        ),
+    },
+)
+def sentiment_training():
+    @task(multiple_outputs=False)
+    def build_dataset() -> dict:
+        from reviewflow.lake import get_lake
+        from reviewflow.registry import model_prefix, version_for
+        from reviewflow.training_data import build_dataset as build
+
+        context = get_current_context()
+        lake = get_lake()
+        summary = build(lake, context["ds"])
+        version = version_for(context["ds"], context["run_id"])
+        return {
+            "dt": context["ds"],
+            "version": version,
+            "dataset_uri": summary["dataset_uri"],
+            "rows": summary["snapshot"]["rows"],
+            "splits": summary["snapshot"]["splits"],
+            "outputs": {m: lake.uri(model_prefix(m, version)) for m in ("tfidf", "bert")},
+        }
+
+    @task(multiple_outputs=False)
+    def train_tfidf(built: dict) -> dict:
+        from reviewflow.operators.gpu_training import run_entry_point
+
+        return run_entry_point("tfidf", built["dataset_uri"], built["outputs"]["tfidf"])
+
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    def want_bert() -> bool:
+        return bool(get_current_context()["params"]["train_bert"])
+
+    train_bert = gpu_training_task(
+        "train_bert",
+        "bert",
+        dataset_uri=BUILD + "['dataset_uri'] }}",
+        output_dir=BUILD + "['outputs']['bert'] }}",
+        settings=SETTINGS,
+        operator_kwargs={"execution_timeout": timedelta(hours=4)},
+        model_name_or_path=SETTINGS.bert_model,
+        max_train_samples="{{ params.bert_max_train_samples }}",
+        max_minutes="{{ params.bert_max_minutes }}",
+        epochs="{{ params.bert_epochs }}",
+        max_length="{{ params.bert_max_length }}",
+    )
+
+    @task(multiple_outputs=False)
+    def evaluate(model_name: str, built: dict) -> dict:
+        from reviewflow.lake import get_lake
+        from reviewflow.registry import evaluate_and_register
+
+        return evaluate_and_register(
+            get_lake(), model_name, built["version"], built["dt"], get_current_context()["run_id"]
+        )
+
+    @task(multiple_outputs=False, trigger_rule="all_done")  # a failed BERT run still lets the TF-IDF challenger through
+    def gate(built: dict) -> dict:
+        from dataclasses import replace
+
+        from reviewflow.lake import get_lake, read_parquet
+        from reviewflow.registry import run_candidates, run_gate
+        from reviewflow.training_data import dataset_key
+
+        context = get_current_context()
+        lake = get_lake()
+        settings = replace(get_settings(), promote_margin=float(context["params"]["promote_margin"]))
+        candidates = run_candidates(lake, built["version"])
+        return run_gate(lake, candidates, read_parquet(lake, dataset_key(built["dt"])), context["run_id"], settings)
+
+    @task.branch
+    def route(decision: dict) -> list[str]:
+        if not decision["promote"]:
+            return ["finalize"]
+        needs_approval = bool(get_current_context()["params"]["require_approval"])
+        return ["approval" if needs_approval else "no_approval_needed", "finalize"]
+
+    approval = ApprovalOperator(
+        task_id="approval",
+        subject="Promote {{ ti.xcom_pull(task_ids='gate')['challenger']['model_name'] }} "
+        "{{ ti.xcom_pull(task_ids='gate')['challenger']['version'] }} to champion?",
+        body="{% for r in ti.xcom_pull(task_ids='gate')['reasons'] %}- {{ r }}\n{% endfor %}\n"
+        "Report: {{ ti.xcom_pull(task_ids='gate')['report_uri'] }}",
+        defaults="Reject",  # no answer in time: keep the champion
+        response_timeout=timedelta(hours=20),
+    )
+    no_approval_needed = EmptyOperator(task_id="no_approval_needed")
+
+    @task(multiple_outputs=False, trigger_rule="none_failed_min_one_success", outlets=[CHAMPION_MODEL])
+    def promote() -> dict:
+        from reviewflow.lake import get_lake
+        from reviewflow.registry import get_version
+        from reviewflow.registry import promote as set_champion
+
+        context = get_current_context()
+        decision = context["ti"].xcom_pull(task_ids="gate")
+        lake = get_lake()
+        entry = get_version(lake, decision["challenger"]["model_name"], decision["challenger"]["version"])
+        alias = set_champion(lake, entry, decision, context["run_id"])
+        context["outlet_events"][CHAMPION_MODEL].extra = {k: alias[k] for k in ("model_name", "version", "model_uri")}
+        return alias
+
+    @task(multiple_outputs=False, trigger_rule="none_failed")
+    def finalize(decision: dict) -> dict:
+        from reviewflow.lake import get_lake
+        from reviewflow.registry import finalize_decision
+
+        context = get_current_context()
+        ti = context["ti"]
+        return finalize_decision(
+            get_lake(), context["run_id"], decision, ti.xcom_pull(task_ids="promote"), ti.xcom_pull(task_ids="approval")
+        )
+
+    built = build_dataset()
+    tfidf_eval = evaluate.override(task_id="evaluate_tfidf")("tfidf", built)
+    train_tfidf(built) >> tfidf_eval
+    bert_eval = evaluate.override(task_id="evaluate_bert")("bert", built)
+    built >> want_bert() >> train_bert >> bert_eval
+    decision = gate(built)
+    [tfidf_eval, bert_eval] >> decision
+    routed = route(decision)
+    promoted = promote()
+    routed >> [approval, no_approval_needed] >> promoted
+    final = finalize(decision)
+    routed >> final
+    promoted >> final
+
+
+sentiment_training()

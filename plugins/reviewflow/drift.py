@@ -1,0 +1,120 @@
+"""Drift: compare a day's inputs and predictions with the champion's training reference.
+
+A profile summarises a set of scored reviews: predicted-label shares, text-length bins
+(edges fixed by the reference's quantiles), department mix, and the share of tokens outside
+the reference vocabulary. Distribution shifts are measured with PSI; the OOV share by its rise.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+
+TOKEN = re.compile(r"[a-z']+")
+EPS = 1e-4  # floor for empty bins, so PSI stays finite (the usual convention)
+LENGTH_BINS = 10
+VOCAB_SIZE = 20000
+
+
+def tokens(text: str) -> list[str]:
+    return TOKEN.findall(str(text).lower())
+
+
+def shares(values: pd.Series, categories: list) -> dict[str, float]:
+    counts = values.value_counts()
+    total = max(int(counts.sum()), 1)
+    return {str(c): float(counts.get(c, 0)) / total for c in categories}
+
+
+def psi(expected: dict[str, float], actual: dict[str, float]) -> float:
+    """Population stability index: sum (a - e) ln(a / e), bins floored at EPS."""
+    total = 0.0
+    for key in set(expected) | set(actual):
+        e = max(expected.get(key, 0.0), EPS)
+        a = max(actual.get(key, 0.0), EPS)
+        total += (a - e) * math.log(a / e)
+    return total
+
+
+def reference_profile(texts: pd.Series, predictions: pd.Series, departments: pd.Series) -> dict:
+    """The champion's reference, from texts it was trained on (validation split) and its predictions."""
+    lengths = texts.fillna("").str.len()
+    edges = np.unique(np.quantile(lengths, np.linspace(0, 1, LENGTH_BINS + 1))[1:-1]).tolist()
+    counter: Counter[str] = Counter()
+    for text in texts.fillna(""):
+        counter.update(tokens(text))
+    profile = {
+        "length_edges": edges,
+        "vocabulary": [w for w, _ in counter.most_common(VOCAB_SIZE)],
+        "departments": sorted(departments.dropna().unique().tolist()),
+    }
+    profile.update(profile_of(texts, predictions, departments, profile))
+    return profile
+
+
+def profile_of(texts: pd.Series, predictions: pd.Series, departments: pd.Series, reference: dict) -> dict:
+    lengths = texts.fillna("").str.len()
+    bins = np.digitize(lengths, reference["length_edges"])
+    vocabulary = set(reference["vocabulary"])
+    n_tokens = n_oov = 0
+    for text in texts.fillna(""):
+        words = tokens(text)
+        n_tokens += len(words)
+        n_oov += sum(1 for w in words if w not in vocabulary)
+    categories = [*reference["departments"], "(other)"]
+    mapped = departments.where(departments.isin(reference["departments"]), "(other)")
+    return {
+        "rows": int(len(texts)),
+        "predicted": shares(predictions.astype(int), [-1, 0, 1]),
+        "length": shares(pd.Series(bins), list(range(len(reference["length_edges"]) + 1))),
+        "department": shares(mapped, categories),
+        "oov_share": n_oov / n_tokens if n_tokens else 0.0,
+    }
+
+
+def compare(reference: dict, current: dict, psi_threshold: float, oov_threshold: float = 0.1) -> dict:
+    checks = []
+    for name in ("predicted", "length", "department"):
+        value = psi(reference[name], current[name])
+        checks.append({"check": f"{name} distribution", "metric": "PSI", "value": round(value, 4),
+                       "threshold": psi_threshold, "alert": value > psi_threshold})  # fmt: skip
+    rise = current["oov_share"] - reference["oov_share"]
+    checks.append({"check": "out-of-vocabulary share", "metric": "rise", "value": round(rise, 4),
+                   "threshold": oov_threshold, "alert": rise > oov_threshold})  # fmt: skip
+    return {"checks": checks, "alerts": [c for c in checks if c["alert"]]}
+
+
+def render_html(dt: str, model: str, reference: dict, current: dict, result: dict) -> str:
+    """A self-contained page: the checks, then reference vs today for each distribution."""
+
+    def bars(title: str, ref: dict, cur: dict) -> str:
+        rows = "".join(
+            f"<tr><td>{html.escape(str(k))}</td>"
+            f"<td><div class=b style='width:{ref.get(k, 0) * 300:.0f}px'></div>{ref.get(k, 0):.1%}</td>"
+            f"<td><div class='b c' style='width:{cur.get(k, 0) * 300:.0f}px'></div>{cur.get(k, 0):.1%}</td></tr>"
+            for k in ref
+        )
+        return f"<h3>{html.escape(title)}</h3><table><tr><th></th><th>reference</th><th>{dt}</th></tr>{rows}</table>"
+
+    checks = "".join(
+        f"<tr class={'alert' if c['alert'] else 'ok'}><td>{html.escape(c['check'])}</td><td>{c['metric']}</td>"
+        f"<td>{c['value']}</td><td>{c['threshold']}</td><td>{'ALERT' if c['alert'] else 'ok'}</td></tr>"
+        for c in result["checks"]
+    )
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Drift {dt}</title><style>
+body{{font-family:sans-serif;margin:2em;max-width:60em}} table{{border-collapse:collapse;margin-bottom:1em}}
+td,th{{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:left}} .alert{{background:#fdd}}
+.b{{display:inline-block;height:.8em;background:#6a8fd0;margin-right:.4em}} .c{{background:#e39b4b}}
+</style></head><body><h1>Drift report {dt}</h1><p>Champion: {html.escape(model)}; rows scored: {current["rows"]};
+reference rows: {reference["rows"]}.</p><h2>Checks</h2><table><tr><th>check</th><th>metric</th><th>value</th>
+<th>threshold</th><th></th></tr>{checks}</table>
+{bars("Predicted sentiment (-1 negative, 0 neutral, 1 positive)", reference["predicted"], current["predicted"])}
+{bars("Review length (character bins, reference deciles)", reference["length"], current["length"])}
+{bars("Department mix", reference["department"], current["department"])}
+<p>Out-of-vocabulary token share: reference {reference["oov_share"]:.1%}, today {current["oov_share"]:.1%}.</p>
+</body></html>"""

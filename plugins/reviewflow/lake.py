@@ -1,0 +1,185 @@
+"""The storage seam: one small interface over a local folder or an S3 prefix.
+
+Keys are relative, '/'-separated paths under the lake root (e.g.
+``curated/reviews/dt=2024-01-01/part-0.parquet``). Writes are atomic: a temp file then
+``os.replace`` locally, a single PUT on S3, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class Lake(Protocol):
+    root: str
+
+    def uri(self, key: str) -> str: ...
+    def exists(self, key: str) -> bool: ...
+    def read_bytes(self, key: str) -> bytes: ...
+    def write_bytes(self, key: str, data: bytes) -> str: ...
+    def list(self, prefix: str) -> list[str]: ...
+    def delete_prefix(self, prefix: str) -> int: ...
+
+
+def dt_prefix(zone: str, dt: str) -> str:
+    """``curated/reviews`` + ``2024-01-01`` -> ``curated/reviews/dt=2024-01-01/``."""
+    return f"{zone.strip('/')}/dt={dt}/"
+
+
+class LocalLake:
+    def __init__(self, root: str):
+        self.root = str(Path(root).resolve())
+
+    def path(self, key: str) -> Path:
+        return Path(self.root) / key
+
+    def uri(self, key: str) -> str:
+        return str(self.path(key))
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).exists()
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.path(key).read_bytes()
+
+    def write_bytes(self, key: str, data: bytes) -> str:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return str(target)
+
+    def list(self, prefix: str) -> list[str]:
+        base = self.path(prefix)
+        if base.is_file():
+            return [prefix]
+        if not base.exists():
+            return []
+        return sorted(
+            str(p.relative_to(self.root)).replace(os.sep, "/")
+            for p in base.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        )
+
+    def delete_prefix(self, prefix: str) -> int:
+        keys = self.list(prefix)
+        for key in keys:
+            self.path(key).unlink(missing_ok=True)
+        return len(keys)
+
+
+class S3Lake:
+    def __init__(self, root: str, client=None):
+        if not root.startswith("s3://"):
+            raise ValueError(f"not an s3 uri: {root}")
+        self.root = root.rstrip("/")
+        bucket_prefix = self.root[len("s3://") :]
+        self.bucket, _, self.prefix = bucket_prefix.partition("/")
+        self._client = client
+
+    @property
+    def client(self):
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or None)
+        return self._client
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            return True
+        except ClientError:
+            return False
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+
+    def write_bytes(self, key: str, data: bytes) -> str:
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        return self.uri(key)
+
+    def list(self, prefix: str) -> list[str]:
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        keys = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            keys.extend(obj["Key"][strip:] for obj in page.get("Contents", []))
+        return sorted(keys)
+
+    def delete_prefix(self, prefix: str) -> int:
+        keys = self.list(prefix)
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": self._key(k)} for k in chunk]})
+        return len(keys)
+
+
+def get_lake(root: str | None = None) -> Lake:
+    if root is None:
+        from reviewflow.config import get_settings
+
+        root = get_settings().lake
+    return S3Lake(root) if root.startswith("s3://") else LocalLake(root)
+
+
+# -- typed helpers shared by every stage ---------------------------------------------------
+
+
+def write_json(lake: Lake, key: str, obj) -> str:
+    import json
+
+    return lake.write_bytes(key, json.dumps(obj, indent=2, sort_keys=True, default=str).encode())
+
+
+def read_json(lake: Lake, key: str):
+    import json
+
+    return json.loads(lake.read_bytes(key))
+
+
+def write_parquet(lake: Lake, key: str, df: pd.DataFrame) -> str:
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return lake.write_bytes(key, buf.getvalue())
+
+
+def read_parquet(lake: Lake, key: str) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.read_parquet(io.BytesIO(lake.read_bytes(key)))
+
+
+def replace_partition(lake: Lake, prefix: str, files: dict[str, bytes]) -> list[str]:
+    """Make ``prefix`` hold exactly ``files`` (name -> bytes): idempotent partition rewrite.
+
+    New files are written first, then stale ones removed, so the partition is never empty
+    while a rerun is in flight.
+    """
+    written = [lake.write_bytes(prefix + name, data) for name, data in files.items()]
+    keep = {prefix + name for name in files}
+    for key in lake.list(prefix):
+        if key not in keep:
+            lake.delete_prefix(key)
+    return written

@@ -1,0 +1,119 @@
+"""Score: the champion's batch sentiment for curated partitions, written back to the lake.
+
+A partition is read in record batches and predicted batch by batch, so memory stays bounded
+whatever the partition's size; the predictions of a date are then written in one atomic PUT /
+rename and registered in the catalog table ``predictions``. Rerunning a date rewrites it.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from reviewflow.curate import CURATED
+from reviewflow.lake import Lake, dt_prefix, replace_partition
+
+log = logging.getLogger(__name__)
+
+PREDICTIONS = "predictions"
+PREDICTIONS_TABLE = "predictions"
+REVIEW_QUEUE = "review_queue"
+PREDICTION_COLUMNS = {
+    "review_id": "VARCHAR", "sentiment_pred": "BIGINT", "p_negative": "DOUBLE", "p_neutral": "DOUBLE",
+    "p_positive": "DOUBLE", "confidence": "DOUBLE", "model_name": "VARCHAR", "model_version": "VARCHAR",
+    "scored_at": "VARCHAR", "dt": "VARCHAR",
+}  # fmt: skip
+LABELS = np.array([-1, 0, 1])
+BATCH_ROWS = 4096
+
+Predictor = Callable[[list[str]], np.ndarray]  # texts -> (n, 3) probabilities (neg, neu, pos)
+
+
+def review_texts(frame: pd.DataFrame) -> list[str]:
+    """The model input: title and text, as in training."""
+    title = frame["title"].fillna("").astype(str)
+    text = frame["review_text"].fillna("").astype(str)
+    return [f"{t}. {x}" if t else x for t, x in zip(title, text, strict=True)]
+
+
+def curated_batches(lake: Lake, dt: str, columns: list[str], batch_rows: int = BATCH_ROWS) -> Iterator[pd.DataFrame]:
+    import pyarrow.parquet as pq
+
+    for key in lake.list(dt_prefix(CURATED, dt)):
+        parquet = pq.ParquetFile(io.BytesIO(lake.read_bytes(key)))
+        for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
+            yield batch.to_pandas()
+
+
+def score_partition(lake: Lake, catalog, dt: str, predict: Predictor, model: dict, queue_threshold: float) -> dict:
+    """Score curated/reviews/dt=<dt>/ into predictions/dt=<dt>/ and the day's review queue."""
+    scored_at = datetime.now(UTC).isoformat(timespec="seconds")
+    parts, queue = [], []
+    for batch in curated_batches(lake, dt, ["review_id", "title", "review_text", "department_name"]):
+        texts = review_texts(batch)
+        probs = np.asarray(predict(texts), dtype="float64")
+        out = pd.DataFrame(
+            {
+                "review_id": batch["review_id"].to_numpy(),
+                "sentiment_pred": LABELS[probs.argmax(axis=1)],
+                "p_negative": probs[:, 0],
+                "p_neutral": probs[:, 1],
+                "p_positive": probs[:, 2],
+                "confidence": probs.max(axis=1),
+                "model_name": model["model_name"],
+                "model_version": str(model["version"]),
+                "scored_at": scored_at,
+            }
+        )
+        parts.append(out)
+        low = out["confidence"] < queue_threshold
+        if low.any():
+            queue.append(out[low].assign(review_text=np.asarray(texts, dtype=object)[low.to_numpy()]))
+    predictions = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(PREDICTION_COLUMNS)[:-1])
+
+    buf = io.BytesIO()
+    predictions.to_parquet(buf, index=False)
+    replace_partition(lake, dt_prefix(PREDICTIONS, dt), {"part-0.parquet": buf.getvalue()})
+    catalog.register_table(PREDICTIONS_TABLE, lake.uri(PREDICTIONS), PREDICTION_COLUMNS, "parquet")
+    catalog.register_partition(PREDICTIONS_TABLE, dt)
+    queued = write_review_queue(lake, dt, pd.concat(queue, ignore_index=True) if queue else None)
+    shares = predictions["sentiment_pred"].value_counts(normalize=True).to_dict() if len(predictions) else {}
+    log.info("dt=%s: %d predictions, %d queued for human review", dt, len(predictions), queued)
+    return {
+        "dt": dt,
+        "rows": int(len(predictions)),
+        "queued_for_review": queued,
+        "predicted_shares": {str(k): round(v, 4) for k, v in shares.items()},
+        "model": f"{model['model_name']}:{model['version']}",
+        "uri": lake.uri(dt_prefix(PREDICTIONS, dt)),
+    }
+
+
+def write_review_queue(lake: Lake, dt: str, low: pd.DataFrame | None) -> int:
+    """Low-confidence predictions, with their text and an empty `label` column to fill in.
+
+    A person fills `label` (negative / neutral / positive or -1 / 0 / 1) and drops the file
+    into landing/labels/; the next training run prefers those labels.
+    """
+    prefix = dt_prefix(REVIEW_QUEUE, dt)
+    if low is None or low.empty:
+        replace_partition(lake, prefix, {})
+        return 0
+    queue = low[["review_id", "review_text", "sentiment_pred", "confidence", "model_name", "model_version"]].copy()
+    queue = queue.sort_values("confidence").assign(label="")
+    replace_partition(lake, prefix, {"review_queue.csv": queue.to_csv(index=False).encode()})
+    return int(len(queue))
+
+
+def unscored_partitions(catalog, dt: str) -> list[str]:
+    """Curated partitions up to ``dt`` with no predictions yet, plus ``dt`` itself."""
+    from reviewflow.curate import CURATED_TABLE
+
+    scored = set(catalog.partitions(PREDICTIONS_TABLE)) if catalog.table_columns(PREDICTIONS_TABLE) else set()
+    curated = [d for d in catalog.partitions(CURATED_TABLE) if d <= dt]
+    return sorted({d for d in curated if d not in scored} | ({dt} if dt in curated else set()))

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# `make test` after lint: the whole pytest suite (unit, DAG integrity, e2e, aws seam on moto,
+# services and browser tests when their prerequisites are there).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/env.sh
+mkdir -p test-artifacts
+python -m pytest -q -p no:cacheprovider --timeout 1800 "$@"

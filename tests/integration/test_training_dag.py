@@ -1,0 +1,70 @@
+"""sentiment_training end to end in local mode: dag.test() over a tmp lake of synthetic curated rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from reviewflow import curate, sample_data, schema
+from reviewflow.catalog import DuckDBCatalog
+from reviewflow.lake import LocalLake, read_json, write_parquet
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+DAYS = ["2024-03-01", "2024-03-02"]
+TINY_BERT = {"bert_max_train_samples": 40, "bert_max_minutes": 0.5, "bert_epochs": 1, "bert_max_length": 32}
+
+
+def curate_days(lake_root: str, rows_per_day: int) -> None:
+    catalog = DuckDBCatalog(lake_root)
+    for i, dt in enumerate(DAYS):
+        raw = sample_data.generate_reviews(rows_per_day, seed=20 + i, start_index=i * 100_000)
+        raw.columns = [schema.snake_case(c) for c in raw.columns]
+        write_parquet(
+            LocalLake(lake_root), f"curated/reviews/dt={dt}/part-0.parquet", curate.to_curated(raw, f"{dt}.csv", "r")
+        )
+        catalog.register_table("curated_reviews", f"{lake_root}/curated/reviews", curate.curated_columns(), "parquet")
+        catalog.register_partition("curated_reviews", dt)
+
+
+def run_training(dt: str, conf: dict) -> tuple[str, dict]:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from reviewflow.config import PROJECT_ROOT
+
+    dag = DagBag(str(PROJECT_ROOT / "dags")).dags["sentiment_training"]
+    run = dag.test(logical_date=datetime.fromisoformat(dt).replace(tzinfo=UTC), run_conf=conf)
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    return str(run.state), states
+
+
+def test_training_dag_promotes_a_first_champion_then_gates_the_next(airflow_db, lake_root):
+    curate_days(lake_root, rows_per_day=300)
+    lake = LocalLake(lake_root)
+
+    state, tasks = run_training(DAYS[0], TINY_BERT)
+    assert state == "success", tasks
+    assert tasks["train_bert"] == "success" and tasks["approval"] == "skipped" and tasks["promote"] == "success"
+    champion = read_json(lake, "models/champion.json")
+    assert champion["model_name"] in ("tfidf", "bert") and champion["model_uri"].startswith(lake_root)
+    (decision_key,) = lake.list("models/decisions/")
+    first = read_json(lake, decision_key)
+    assert first["status"] == "promoted" and any("no champion yet" in r for r in first["reasons"])
+    assert read_json(lake, "models/datasets/dt=2024-03-01/data_snapshot.json")["partitions"] == {DAYS[0]: 300}
+    for model in ("tfidf", "bert"):
+        version = first["challenger"]["version"]
+        assert lake.exists(f"models/{model}/{version}/registration.json")
+        assert lake.exists(f"reports/models/{model}/{version}/report.html")
+
+    # the next night, TF-IDF only: gated against the champion re-evaluated on the same test split
+    state, tasks = run_training(DAYS[1], {**TINY_BERT, "train_bert": False})
+    assert state == "success", tasks
+    assert tasks["train_bert"] == "skipped" and tasks["evaluate_bert"] == "skipped" and tasks["gate"] == "success"
+    second = [read_json(lake, k) for k in lake.list("models/decisions/") if k != decision_key][0]
+    assert second["status"] in ("promoted", "refused")
+    assert second["champion"]["version"] == champion["version"]
+    assert second["champion"]["macro_f1"] is not None
+    assert any("bert: no evaluated model in this run" in r for r in second["candidates"])
+    assert read_json(lake, "models/champion.json")["version"] == (
+        second["challenger"]["version"] if second["status"] == "promoted" else champion["version"]
+    )

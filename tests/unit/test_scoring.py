@@ -1,0 +1,136 @@
+"""Scoring, the review queue, human labels and drift, on generated curated partitions."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+
+from reviewflow import drift, sample_data
+from reviewflow.catalog import DuckDBCatalog
+from reviewflow.crawl import crawl_partition
+from reviewflow.curate import curate_partition
+from reviewflow.labels import LABELS_KEY, collect_labels
+from reviewflow.lake import LocalLake, read_parquet
+from reviewflow.score import PREDICTION_COLUMNS, review_texts, score_partition, unscored_partitions
+from reviewflow.validate import validate_file
+
+DT = "2024-04-01"
+
+
+def curate_day(lake: LocalLake, dt: str, rows: int, seed: int) -> pd.DataFrame:
+    frame = sample_data.generate_reviews(rows, seed=seed, start_index=seed * 100_000)
+    lake.write_bytes(f"landing/reviews/dt={dt}/day.csv", sample_data.to_csv_bytes(frame))
+    catalog = DuckDBCatalog(lake.root)
+    reports = [validate_file(lake, m) for m in crawl_partition(lake, catalog, dt)]
+    curate_partition(lake, catalog, dt, reports, "run")
+    return read_parquet(lake, f"curated/reviews/dt={dt}/part-0.parquet")
+
+
+@pytest.fixture
+def model():
+    """A real (small) sklearn sentiment model trained on generated reviews."""
+    train = sample_data.generate_reviews(1500, seed=99)
+    train = train.rename(columns={"Title": "title", "Review Text": "review_text"})
+    labels = train["Rating"].astype(int).map(lambda r: -1 if r <= 2 else 0 if r == 3 else 1)
+    pipeline = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2), LogisticRegression(max_iter=500))
+    pipeline.fit(review_texts(train), labels)
+    return pipeline
+
+
+def test_score_partition_writes_contract_columns_and_queue(lake_root, model):
+    lake = LocalLake(lake_root)
+    curated = curate_day(lake, DT, 400, seed=1)
+    catalog = DuckDBCatalog(lake_root)
+    entry = {"model_name": "tfidf", "version": "v1"}
+    summary = score_partition(lake, catalog, DT, model.predict_proba, entry, queue_threshold=0.6)
+
+    predictions = read_parquet(lake, f"predictions/dt={DT}/part-0.parquet")
+    assert summary["rows"] == len(curated) == len(predictions)
+    assert set(predictions.columns) | {"dt"} == set(PREDICTION_COLUMNS)
+    assert set(predictions["review_id"]) == set(curated["review_id"])
+    assert set(predictions["sentiment_pred"]) <= {-1, 0, 1}
+    probs = predictions[["p_negative", "p_neutral", "p_positive"]].sum(axis=1)
+    assert probs.round(6).eq(1).all()
+    assert (predictions["confidence"] == predictions[["p_negative", "p_neutral", "p_positive"]].max(axis=1)).all()
+    assert catalog.partitions("predictions") == [DT]
+
+    queue = pd.read_csv(lake.path(f"review_queue/dt={DT}/review_queue.csv"))
+    assert summary["queued_for_review"] == len(queue) == int((predictions["confidence"] < 0.6).sum())
+    assert {"review_id", "review_text", "label"} <= set(queue.columns)
+
+    # a rerun rewrites the date: same rows, same predictions
+    score_partition(lake, catalog, DT, model.predict_proba, entry, queue_threshold=0.6)
+    again = read_parquet(lake, f"predictions/dt={DT}/part-0.parquet")
+    pd.testing.assert_frame_equal(predictions.drop(columns="scored_at"), again.drop(columns="scored_at"))
+    assert unscored_partitions(catalog, DT) == [DT]
+
+
+def test_unscored_partitions_lists_the_backlog(lake_root, model):
+    lake = LocalLake(lake_root)
+    for i, dt in enumerate(["2024-04-01", "2024-04-02", "2024-04-03"]):
+        curate_day(lake, dt, 30, seed=i + 10)
+    catalog = DuckDBCatalog(lake_root)
+    assert unscored_partitions(catalog, "2024-04-02") == ["2024-04-01", "2024-04-02"]
+    score_partition(lake, catalog, "2024-04-01", model.predict_proba, {"model_name": "m", "version": 1}, 0.5)
+    assert unscored_partitions(catalog, "2024-04-03") == ["2024-04-02", "2024-04-03"]
+
+
+def test_labels_are_validated_and_merged(lake_root):
+    lake = LocalLake(lake_root)
+    lake.write_bytes("landing/labels/2024-04-02.csv", b"review_id,label\nr1,positive\nr2,-1\nr3,maybe\n,0\n")
+    lake.write_bytes("landing/labels/2024-04-03.csv", b"review_id,label\nr1,neutral\n")
+    lake.write_bytes("landing/labels/broken.csv", b"id,sentiment\nr9,1\n")
+    summary = collect_labels(lake)
+    labels = read_parquet(lake, LABELS_KEY).set_index("review_id")["label"].to_dict()
+    assert labels == {"r1": 0, "r2": -1}  # the later file wins for r1
+    rejected = read_parquet(lake, "quarantine/labels/rows/2024-04-02.parquet")
+    assert sorted(rejected["row_number"]) == [3, 4]
+    assert any("label" in r for reasons in rejected["reasons"] for r in reasons)
+    assert lake.exists("quarantine/labels/files/broken.csv")
+    assert {f["file"]: f["valid"] for f in summary["files"]}["2024-04-02.csv"] == 2
+
+
+def test_drift_alerts_on_a_shifted_day_and_stays_quiet_otherwise():
+    base = sample_data.generate_reviews(3000, seed=1)
+    texts, depts = base["Review Text"], base["Department Name"]
+    preds = base["Rating"].astype(int).map(lambda r: -1 if r <= 2 else 0 if r == 3 else 1)
+    reference = drift.reference_profile(texts, preds, depts)
+
+    same = sample_data.generate_reviews(2000, seed=2)
+    same_preds = same["Rating"].astype(int).map(lambda r: -1 if r <= 2 else 0 if r == 3 else 1)
+    quiet = drift.compare(
+        reference, drift.profile_of(same["Review Text"], same_preds, same["Department Name"], reference), 0.2
+    )
+    assert quiet["alerts"] == []
+
+    shifted = same.copy()
+    shifted["Review Text"] = "Zmorf qwixl blarg " * 40  # long, unknown words
+    shifted_depts = pd.Series(["Trend"] * len(shifted))
+    shifted_preds = pd.Series([-1] * len(shifted))
+    loud = drift.compare(
+        reference, drift.profile_of(shifted["Review Text"], shifted_preds, shifted_depts, reference), 0.2
+    )
+    assert {a["check"] for a in loud["alerts"]} == {
+        "predicted distribution", "length distribution", "department distribution", "out-of-vocabulary share",
+    }  # fmt: skip
+    page = drift.render_html(
+        "2024-04-01",
+        "tfidf:v1",
+        reference,
+        drift.profile_of(shifted["Review Text"], shifted_preds, shifted_depts, reference),
+        loud,
+    )
+    assert "ALERT" in page
+
+
+def test_psi_known_value():
+    # (0.5, 0.5) -> (0.25, 0.75): (0.25 - 0.5) ln(0.25 / 0.5) + (0.75 - 0.5) ln(0.75 / 0.5) = 0.25 ln 2 + 0.25 ln 1.5
+    import math
+
+    assert drift.psi({"a": 0.5, "b": 0.5}, {"a": 0.25, "b": 0.75}) == pytest.approx(
+        0.25 * math.log(2) + 0.25 * math.log(1.5)
+    )
+    assert drift.psi({"a": 0.5, "b": 0.5}, {"a": 0.5, "b": 0.5}) == 0
