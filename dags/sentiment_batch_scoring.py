@@ -19,9 +19,10 @@ For the run's date **D** (after `reviews_ingest` has curated D):
 3. **score** (one mapped task per date): the `champion` model predicts each partition in record
    batches; `predictions/dt=.../` parquet is rewritten atomically and registered in the catalog
    table `predictions`; low-confidence rows go to `review_queue/dt=.../review_queue.csv`.
-4. **drift**: D's inputs and predictions against the champion's training reference (PSI of
-   predicted labels, text length, department mix; out-of-vocabulary share) into
-   `reports/drift/dt=D/`; alerts are logged as warnings.
+4. **drift** (one per scored date): the date's inputs and predictions against the champion's
+   training reference (PSI of predicted labels, text length, department mix; out-of-vocabulary
+   share) into
+   `reports/drift/dt=.../`; alerts are logged as warnings.
 
 Skips (does not fail) while no champion exists: run `sentiment_training` first.
 """
@@ -72,20 +73,21 @@ def sentiment_batch_scoring():
             get_lake(), get_catalog(), dt, load_predictor(entry), entry, get_settings().review_confidence_threshold
         )
 
-    @task(multiple_outputs=False, outlets=[PREDICTIONS])
-    def drift(scored: list[dict]) -> dict:
+    @task(multiple_outputs=False, map_index_template="{{ dt }}", outlets=[PREDICTIONS])
+    def drift(scored: dict) -> dict:
         from reviewflow.drift import drift_report
         from reviewflow.lake import get_lake
 
         context = get_current_context()
-        report = drift_report(get_lake(), context["ds"])
-        context["outlet_events"][PREDICTIONS].extra = {"dt": context["ds"], "dates_scored": [s["dt"] for s in scored]}
-        return report
+        context["dt"] = scored["dt"]
+        report = drift_report(get_lake(), scored["dt"])
+        context["outlet_events"][PREDICTIONS].extra = {"dt": scored["dt"], "rows": scored["rows"]}
+        return {k: report.get(k) for k in ("dt", "model", "alerts", "uri", "skipped")}
 
     labels = collect_labels()
     dates = plan()
     labels >> dates
-    drift(score.expand(dt=dates))
+    drift.expand(scored=score.expand(dt=dates))
 
 
 sentiment_batch_scoring()

@@ -7,13 +7,18 @@ DAYS="${DAYS:-3}"
 ROWS="${ROWS:-2000}"
 DATA="${DATA:-}"
 
-# The sample covers the last DAYS days up to yesterday: the daily DAG's catchup runs them.
-START="$(date -u -d "-${DAYS} days" +%Y-%m-%d)"
+# The sample covers DAYS days ending with the day the nightly DAGs' latest run (03:00 UTC
+# scoring) is for: yesterday, or the day before when it is not 03:00 UTC yet. Ingest's catchup
+# runs each day; training and scoring run once, over all of them.
+START="$(date -u -d "$(date -u -d '-3 hours' +%Y-%m-%d) -${DAYS} days" +%Y-%m-%d)"
 export REVIEWFLOW_START_DATE="$START"
 . scripts/env.sh
 mkdir -p "$AIRFLOW_HOME"
 echo "$REVIEWFLOW_START_DATE" > "$AIRFLOW_HOME/start_date"
 export REVIEWFLOW_LAKE="${REVIEWFLOW_LAKE:-$ROOT/lake}"
+# A laptop-sized BERT budget for the demo (the nightly defaults are larger; see README).
+export REVIEWFLOW_BERT_MAX_TRAIN_SAMPLES="${REVIEWFLOW_BERT_MAX_TRAIN_SAMPLES:-1000}"
+export REVIEWFLOW_BERT_EPOCHS="${REVIEWFLOW_BERT_EPOCHS:-1}"
 
 if [ -n "$DATA" ]; then
   python -m reviewflow.sample_data load --csv "$DATA" --lake "$REVIEWFLOW_LAKE" --days "$DAYS" --start "$START"

@@ -1,21 +1,31 @@
-"""Drive the pipeline through the running Airflow (REST API), then print a summary.
+"""Drive the whole chain through the running Airflow (REST API), then print a summary.
 
-Called by `make run` after scripts/start_airflow.sh. The scheduler does the work: unpausing
-`reviews_ingest` makes it catch up over the sample's dates (a backfill reprocesses them when
-they already ran); downstream DAGs follow their assets.
+Called by `make run` after scripts/start_airflow.sh. The scheduler does the work, and every run
+shows in the UI:
+1. `reviews_ingest` is unpaused and catches up over the sample's dates (a backfill reprocesses
+   them when they already ran);
+2. `reviews_bias_report` follows the curated-reviews asset: one report per date;
+3. `sentiment_training` is unpaused: its latest nightly run trains, evaluates and gates;
+4. `sentiment_batch_scoring` is unpaused: its latest nightly run scores every unscored partition.
+A second `make run` clears and reruns 3 and 4 (the nightly runs already exist).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
+
 from reviewflow.airflow_api import AirflowAPI
+from reviewflow.bias import report_keys
 from reviewflow.config import get_settings
-from reviewflow.lake import get_lake, read_json
+from reviewflow.lake import get_lake, read_json, read_parquet
 
 
 def ingest(api: AirflowAPI, start: date, days: int) -> None:
@@ -34,6 +44,47 @@ def ingest(api: AirflowAPI, start: date, days: int) -> None:
     api.wait_for_dates("reviews_ingest", dates, since=since)
 
 
+def wait_for_bias_reports(dates: set[str], since: datetime, timeout: float = 1800) -> None:
+    """The asset-triggered bias runs: wait until each date has a report written after `since`."""
+    lake = get_lake(get_settings().lake)
+    deadline = time.monotonic() + timeout
+    while True:
+        fresh = {
+            dt for dt in dates
+            if lake.exists(report_keys(dt)[0]) and datetime.fromisoformat(read_json(lake, report_keys(dt)[0])["generated_at"]) >= since
+        }  # fmt: skip
+        if fresh == dates:
+            print(f"reviews_bias_report: {len(dates)} reports written")
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"reviews_bias_report: no fresh report for {sorted(dates - fresh)} in {timeout}s")
+        time.sleep(5)
+
+
+def run_nightly(api: AirflowAPI, dag_id: str) -> dict:
+    """Unpause a nightly DAG and wait for its latest scheduled run (cleared and rerun if it already ran)."""
+    api.wait_for_dag(dag_id)
+    dag = api.get(f"/api/v2/dags/{dag_id}")
+    due = dag.get("next_dagrun_run_after")
+    api.set_paused(dag_id, False)
+    if due and datetime.fromisoformat(due) <= datetime.now(UTC):
+        # catchup=False: the scheduler creates exactly this run once the DAG is unpaused
+        logical = datetime.fromisoformat(dag["next_dagrun_logical_date"])
+        deadline = time.monotonic() + 300
+        while not (runs := [r for r in api.runs(dag_id) if datetime.fromisoformat(r["logical_date"]) == logical]):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{dag_id}: the scheduler created no run for {logical}")
+            time.sleep(3)
+        run_id = runs[0]["dag_run_id"]
+    else:
+        run_id = max(api.runs(dag_id), key=lambda r: r["logical_date"])["dag_run_id"]
+        api.clear_run(dag_id, run_id)
+    print(f"{dag_id}: run {run_id} started")
+    run = api.wait_for_run(dag_id, run_id)
+    print(f"{dag_id}: run {run_id} succeeded")
+    return run
+
+
 def summary(start: date, days: int, base_url: str) -> None:
     settings = get_settings()
     lake = get_lake(settings.lake)
@@ -50,6 +101,15 @@ def summary(start: date, days: int, base_url: str) -> None:
         totals = [t + r[k] for t, k in zip(totals, ("rows_in", "rows_curated", "rows_quarantined"), strict=True)]
         print(f"{dt:<12}{r['rows_in']:>10}{r['rows_curated']:>10}{r['rows_quarantined']:>13}  {r['files_quarantined']}")
     print(f"{'total':<12}{totals[0]:>10}{totals[1]:>10}{totals[2]:>13}")
+    last = (start + timedelta(days=days - 1)).isoformat()
+    bias_headline(lake, last)
+    champion_headline(lake)
+    print(
+        f"\n{'date':<12}{'predictions':>12}{'negative':>10}{'neutral':>9}{'positive':>10}{'to review':>11}  drift alerts"
+    )
+    for i in range(days):
+        dt = (start + timedelta(days=i)).isoformat()
+        print(prediction_line(lake, dt))
     print(f"\nWhere things are (lake: {settings.lake})")
     for label, key in [
         ("curated parquet", "curated/reviews/"),
@@ -69,6 +129,49 @@ def summary(start: date, days: int, base_url: str) -> None:
     print("Stop it with: make stop")
 
 
+def bias_headline(lake, dt: str) -> None:
+    if not lake.exists(report_keys(dt)[0]):
+        print("\nBias: no report yet")
+        return
+    report = read_json(lake, report_keys(dt)[0])
+    overall = report["label_distribution"]["cumulative"]["overall"]
+    shares = ", ".join(f"{k}: {v:.1%}" for k, v in overall["shares"].items())
+    print(f"\nBias (all curated reviews up to {dt}): labels {shares}; imbalance ratio {overall['imbalance_ratio']}")
+    alerts = [a for a in report["alerts"] if a["scope"] == "cumulative"]
+    print(f"  {len(alerts)} alert(s) past the DPL/CI thresholds; the largest:")
+    for alert in alerts[:3]:
+        print(f"  - {alert['message']}")
+
+
+def champion_headline(lake) -> None:
+    from reviewflow.registry import champion, decisions
+
+    alias = champion(lake)
+    if alias is None:
+        print("\nModel: no champion (training refused every candidate)")
+        return
+    metrics = alias["metrics"]
+    print(f"\nChampion: {alias['model_name']} {alias['version']} (test macro-F1 {metrics['test_macro_f1']:.4f}, "
+          f"accuracy {metrics['test_accuracy']:.4f})")  # fmt: skip
+    last = decisions(lake)[-1] if decisions(lake) else None
+    if last:
+        print(f"  last decision: {last['status']}: " + "; ".join(last.get("reasons", [])[:3]))
+
+
+def prediction_line(lake, dt: str) -> str:
+    key = f"predictions/dt={dt}/part-0.parquet"
+    if not lake.exists(key):
+        return f"{dt:<12}{'(not scored)':>12}"
+    pred = read_parquet(lake, key)
+    shares = pred["sentiment_pred"].value_counts(normalize=True)
+    queue = f"review_queue/dt={dt}/review_queue.csv"
+    queued = len(pd.read_csv(io.BytesIO(lake.read_bytes(queue)))) if lake.exists(queue) else 0
+    drift = f"reports/drift/dt={dt}/drift_report.json"
+    alerts = ", ".join(a["check"] for a in read_json(lake, drift)["alerts"]) if lake.exists(drift) else "(no report)"
+    return (f"{dt:<12}{len(pred):>12}{shares.get(-1, 0):>10.1%}{shares.get(0, 0):>9.1%}{shares.get(1, 0):>10.1%}"
+            f"{queued:>11}  {alerts or 'none'}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--days", type=int, required=True)
@@ -77,7 +180,15 @@ def main() -> None:
     start = date.fromisoformat(args.start)
     base_url = f"http://127.0.0.1:{os.environ.get('AIRFLOW__API__PORT', '8080')}"
     api = AirflowAPI.for_standalone(os.environ["AIRFLOW_HOME"], base_url)
+    started = datetime.now(UTC).replace(microsecond=0)
+    dates = {(start + timedelta(days=i)).isoformat() for i in range(args.days)}
+    # Unpaused first: asset events only queue runs of DAGs that are not paused.
+    api.wait_for_dag("reviews_bias_report")
+    api.set_paused("reviews_bias_report", False)
     ingest(api, start, args.days)
+    wait_for_bias_reports(dates, started)
+    run_nightly(api, "sentiment_training")
+    run_nightly(api, "sentiment_batch_scoring")
     summary(start, args.days, base_url)
     Path(os.environ["AIRFLOW_HOME"], "last_run.json").write_text(json.dumps({"start": args.start, "days": args.days}))
 

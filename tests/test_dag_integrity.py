@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DAG_FILES = sorted(p for p in (ROOT / "dags").glob("*.py") if not p.name.startswith("_"))
 HEAVY_MODULES = ["torch", "transformers", "great_expectations", "sklearn", "awswrangler", "duckdb", "matplotlib"]
-EXPECTED_DAGS = {"reviews_ingest"}
+EXPECTED_DAGS = {"reviews_ingest", "reviews_bias_report", "sentiment_training", "sentiment_batch_scoring"}
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,12 @@ import urllib.request
 from pathlib import Path
 
 
+class APIError(RuntimeError):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
 class AirflowAPI:
     def __init__(self, base_url: str, username: str, password: str):
         self.base = base_url.rstrip("/")
@@ -34,7 +40,7 @@ class AirflowAPI:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as exc:
-            raise RuntimeError(f"{method} {path}: HTTP {exc.code}: {exc.read().decode()[:500]}") from exc
+            raise APIError(exc.code, f"{method} {path}: HTTP {exc.code}: {exc.read().decode()[:500]}") from exc
 
     def _login(self, username: str, password: str) -> str:
         return self._request("POST", "/auth/token", {"username": username, "password": password}, auth=False)[
@@ -93,8 +99,33 @@ class AirflowAPI:
                                    f"{[(r['logical_date'], r['state']) for r in runs]}")  # fmt: skip
             time.sleep(5)
 
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 3600) -> dict:
+        """Wait until one run ends; fail if it failed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+            if run["state"] == "failed":
+                raise RuntimeError(f"{dag_id}: run {run_id} failed")
+            if run["state"] == "success":
+                return run
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{dag_id}: run {run_id} still {run['state']} after {timeout}s")
+            time.sleep(5)
+
+    def clear_run(self, dag_id: str, run_id: str) -> None:
+        """Rerun every task of a run (the UI's Clear)."""
+        self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/clear", {"dry_run": False})
+
     def backfill(self, dag_id: str, from_date: str, to_date: str, reprocess: str = "completed") -> dict:
         """Create a backfill (run by the scheduler) over logical dates from..to, inclusive."""
         body = {"dag_id": dag_id, "from_date": f"{from_date}T00:00:00Z", "to_date": f"{to_date}T00:00:00Z",
                 "reprocess_behavior": reprocess, "max_active_runs": 2}  # fmt: skip
-        return self._request("POST", "/api/v2/backfills", body)
+        for attempt in range(20):
+            try:
+                return self._request("POST", "/api/v2/backfills", body)
+            except APIError as exc:
+                # On SQLite the API answers 503 while the scheduler holds the write lock: try again.
+                if exc.status != 503 or attempt == 19:
+                    raise
+                time.sleep(3)
+        raise AssertionError("unreachable")

@@ -8,6 +8,8 @@ the reference vocabulary. Distribution shifts are measured with PSI; the OOV sha
 from __future__ import annotations
 
 import html
+import json
+import logging
 import math
 import re
 from collections import Counter
@@ -15,8 +17,12 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
+log = logging.getLogger(__name__)
+
 TOKEN = re.compile(r"[a-z']+")
 EPS = 1e-4  # floor for empty bins, so PSI stays finite (the usual convention)
+DRIFT = "reports/drift"
+REFERENCE = "drift_reference.json"  # cached beside the champion's model files
 LENGTH_BINS = 10
 VOCAB_SIZE = 20000
 
@@ -118,3 +124,69 @@ reference rows: {reference["rows"]}.</p><h2>Checks</h2><table><tr><th>check</th>
 {bars("Department mix", reference["department"], current["department"])}
 <p>Out-of-vocabulary token share: reference {reference["oov_share"]:.1%}, today {current["oov_share"]:.1%}.</p>
 </body></html>"""
+
+
+def champion_reference(lake, champion: dict) -> dict:
+    """The champion's reference profile: its validation split and its own predictions on it.
+
+    Computed once per champion and cached in its model folder.
+    """
+    from reviewflow.lake import read_json, write_json
+    from reviewflow.registry import load_predictor, model_prefix
+    from reviewflow.training_data import read_dataset_uri
+
+    key = model_prefix(champion["model_name"], champion["version"]) + REFERENCE
+    if lake.exists(key):
+        return read_json(lake, key)
+    dataset = read_dataset_uri(champion["dataset_uri"])
+    validation = dataset[dataset["split"] == "validation"]
+    probabilities = load_predictor(champion)(validation["text"].tolist())
+    predicted = pd.Series(np.array([-1, 0, 1])[np.asarray(probabilities).argmax(axis=1)])
+    profile = reference_profile(
+        validation["text"].reset_index(drop=True), predicted, validation["department_name"].reset_index(drop=True)
+    )
+    write_json(lake, key, profile)
+    return profile
+
+
+def drift_report(lake, dt: str, settings=None) -> dict:
+    """reports/drift/dt=<dt>/drift_report.json + .html: the day's scored reviews vs the champion's reference."""
+    from reviewflow.config import get_settings
+    from reviewflow.curate import CURATED
+    from reviewflow.lake import dt_prefix, read_parquet, replace_partition
+    from reviewflow.registry import champion as current_champion
+    from reviewflow.score import PREDICTIONS, review_texts
+
+    settings = settings or get_settings()
+    champion = current_champion(lake)
+    prefix = dt_prefix(DRIFT, dt)
+    if champion is None or not lake.list(dt_prefix(PREDICTIONS, dt)):
+        log.info("dt=%s: no champion or no predictions, no drift report", dt)
+        return {"dt": dt, "skipped": "no champion or no predictions for the date"}
+    # Per-day frames are one partition each: bounded by the day's size, not the lake's.
+    predictions = read_parquet(lake, dt_prefix(PREDICTIONS, dt) + "part-0.parquet")
+    curated = read_parquet(lake, dt_prefix(CURATED, dt) + "part-0.parquet")
+    day = curated[["review_id", "title", "review_text", "department_name"]].merge(
+        predictions[["review_id", "sentiment_pred"]], on="review_id", how="inner"
+    )
+    reference = champion_reference(lake, champion)
+    current = profile_of(
+        pd.Series(review_texts(day), dtype=object), day["sentiment_pred"], day["department_name"], reference
+    )
+    result = compare(reference, current, settings.drift_psi_threshold)
+    model = f"{champion['model_name']}:{champion['version']}"
+    report = {"dt": dt, "model": model, "reference_rows": reference["rows"], "current": current, **result}
+    for alert in result["alerts"]:
+        log.warning(
+            "DRIFT dt=%s %s: %s %.4f > %s", dt, alert["check"], alert["metric"], alert["value"], alert["threshold"]
+        )
+    replace_partition(
+        lake,
+        prefix,
+        {
+            "drift_report.json": json.dumps(report, indent=2).encode(),
+            "drift_report.html": render_html(dt, model, reference, current, result).encode(),
+        },
+    )
+    report["uri"] = lake.uri(prefix + "drift_report.html")
+    return report

@@ -23,10 +23,11 @@ log = logging.getLogger(__name__)
 PREDICTIONS = "predictions"
 PREDICTIONS_TABLE = "predictions"
 REVIEW_QUEUE = "review_queue"
+# DESIGN.md's contract, in its order; `dt` is in the file too, so one file read alone says its date.
 PREDICTION_COLUMNS = {
-    "review_id": "VARCHAR", "sentiment_pred": "BIGINT", "p_negative": "DOUBLE", "p_neutral": "DOUBLE",
-    "p_positive": "DOUBLE", "confidence": "DOUBLE", "model_name": "VARCHAR", "model_version": "VARCHAR",
-    "scored_at": "VARCHAR", "dt": "VARCHAR",
+    "review_id": "VARCHAR", "dt": "VARCHAR", "sentiment_pred": "BIGINT", "p_negative": "DOUBLE",
+    "p_neutral": "DOUBLE", "p_positive": "DOUBLE", "confidence": "DOUBLE", "model_name": "VARCHAR",
+    "model_version": "VARCHAR", "scored_at": "VARCHAR",
 }  # fmt: skip
 LABELS = np.array([-1, 0, 1])
 BATCH_ROWS = 4096
@@ -35,10 +36,10 @@ Predictor = Callable[[list[str]], np.ndarray]  # texts -> (n, 3) probabilities (
 
 
 def review_texts(frame: pd.DataFrame) -> list[str]:
-    """The model input: title and text, as in training."""
-    title = frame["title"].fillna("").astype(str)
-    text = frame["review_text"].fillna("").astype(str)
-    return [f"{t}. {x}" if t else x for t, x in zip(title, text, strict=True)]
+    """The model input: title and text, built as training builds it."""
+    from reviewflow.training_data import model_text
+
+    return model_text(frame["title"], frame["review_text"])
 
 
 def curated_batches(lake: Lake, dt: str, columns: list[str], batch_rows: int = BATCH_ROWS) -> Iterator[pd.DataFrame]:
@@ -60,6 +61,7 @@ def score_partition(lake: Lake, catalog, dt: str, predict: Predictor, model: dic
         out = pd.DataFrame(
             {
                 "review_id": batch["review_id"].to_numpy(),
+                "dt": dt,
                 "sentiment_pred": LABELS[probs.argmax(axis=1)],
                 "p_negative": probs[:, 0],
                 "p_neutral": probs[:, 1],
@@ -74,7 +76,7 @@ def score_partition(lake: Lake, catalog, dt: str, predict: Predictor, model: dic
         low = out["confidence"] < queue_threshold
         if low.any():
             queue.append(out[low].assign(review_text=np.asarray(texts, dtype=object)[low.to_numpy()]))
-    predictions = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(PREDICTION_COLUMNS)[:-1])
+    predictions = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(PREDICTION_COLUMNS))
 
     buf = io.BytesIO()
     predictions.to_parquet(buf, index=False)

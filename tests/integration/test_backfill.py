@@ -1,4 +1,8 @@
-"""A real scheduler backfills 30 days of reviews_ingest; doing it twice changes no curated row."""
+"""A real scheduler backfills history: 30 days of reviews_ingest, then a week of scoring; twice.
+
+As in production, the DAGs went live recently (start_date yesterday, so the scheduler's own
+catchup is one run) and are unpaused; the backfills cover dates long before that.
+"""
 
 from __future__ import annotations
 
@@ -37,7 +41,7 @@ def airflow_stack(tmp_path_factory):
         "AIRFLOW_HOME": str(home),
         "AIRFLOW_PORT": str(port),
         "REVIEWFLOW_LAKE": str(lake),
-        "REVIEWFLOW_START_DATE": START.isoformat(),
+        "REVIEWFLOW_START_DATE": (date.today() - timedelta(days=1)).isoformat(),
     }
     env.pop("REVIEWFLOW_NO_AIRFLOW_VARIABLES", None)
     subprocess.run(["bash", "scripts/start_airflow.sh"], cwd=PROJECT_ROOT, env=env, check=True, timeout=600)
@@ -64,6 +68,7 @@ def test_backfill_30_days_twice_is_idempotent(airflow_stack):
     dates = {(START + timedelta(days=d)).isoformat() for d in range(DAYS)}
     end = (START + timedelta(days=DAYS - 1)).isoformat()
     api.wait_for_dag("reviews_ingest")
+    api.set_paused("reviews_ingest", False)  # backfill runs of a paused DAG wait for it to be unpaused
 
     api.backfill("reviews_ingest", START.isoformat(), end, reprocess="none")
     first_runs = api.wait_for_dates("reviews_ingest", dates, timeout=1500)

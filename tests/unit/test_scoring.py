@@ -49,7 +49,7 @@ def test_score_partition_writes_contract_columns_and_queue(lake_root, model):
 
     predictions = read_parquet(lake, f"predictions/dt={DT}/part-0.parquet")
     assert summary["rows"] == len(curated) == len(predictions)
-    assert set(predictions.columns) | {"dt"} == set(PREDICTION_COLUMNS)
+    assert list(predictions.columns) == list(PREDICTION_COLUMNS)
     assert set(predictions["review_id"]) == set(curated["review_id"])
     assert set(predictions["sentiment_pred"]) <= {-1, 0, 1}
     probs = predictions[["p_negative", "p_neutral", "p_positive"]].sum(axis=1)
