@@ -329,12 +329,20 @@ def _record(base: dict[str, Any], metric: str, value: float | None, reason: str 
     return record
 
 
-def find_alerts(metrics: list[dict[str, Any]], dpl_threshold: float, ci_threshold: float) -> list[dict[str, Any]]:
-    """|DPL| > dpl_threshold (per label) or |CI| > ci_threshold (once per facet value)."""
+def find_alerts(
+    metrics: list[dict[str, Any]], dpl_threshold: float, ci_threshold: float, min_rows: int = 0
+) -> list[dict[str, Any]]:
+    """|DPL| > dpl_threshold (per label) or |CI| > ci_threshold (once per facet value).
+
+    DPL of a facet value with fewer than ``min_rows`` rows (n_d) is noise, not an alert; its
+    record stays in the report. CI alerts are exactly about such small facet values, so they stay.
+    """
     alerts, seen_ci = [], set()
     for rec in metrics:
         value = rec["value"]
         if value is None or rec["metric"] not in ("DPL", "CI"):
+            continue
+        if rec["metric"] == "DPL" and rec["n_d"] < min_rows:
             continue
         threshold = dpl_threshold if rec["metric"] == "DPL" else ci_threshold
         if abs(value) <= threshold:
@@ -363,6 +371,7 @@ def build_report(
     cddl_groups: Mapping[str, str] | None = None,
     dpl_threshold: float = 0.2,
     ci_threshold: float = 0.9,
+    alert_min_rows: int = 0,
 ) -> dict[str, Any]:
     """The bias report (the JSON contract) from the count table of ``fetch_counts``."""
     dt = check_date(dt)
@@ -378,10 +387,10 @@ def build_report(
         "scopes": scopes,
         "facets": {facet: {"cddl_group": groups[facet]} for facet in FACETS},
         "label_values": list(LABEL_VALUES),
-        "thresholds": {"dpl": dpl_threshold, "ci": ci_threshold},
+        "thresholds": {"dpl": dpl_threshold, "ci": ci_threshold, "dpl_min_rows": alert_min_rows},
         "label_distribution": distribution,
         "metrics": metrics,
-        "alerts": find_alerts(metrics, dpl_threshold, ci_threshold),
+        "alerts": find_alerts(metrics, dpl_threshold, ci_threshold, alert_min_rows),
     }
 
 
@@ -391,7 +400,9 @@ def compute_bias_report(
     """SQL aggregate in the engine, then the metrics in Python: the report dict."""
     settings = settings or get_settings()
     counts = fetch_counts(engine, dt)
-    return build_report(counts, dt, cddl_groups, settings.bias_dpl_threshold, settings.bias_ci_threshold)
+    return build_report(
+        counts, dt, cddl_groups, settings.bias_dpl_threshold, settings.bias_ci_threshold, settings.bias_alert_min_rows
+    )
 
 
 def report_keys(dt: str) -> tuple[str, str]:

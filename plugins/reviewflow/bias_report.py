@@ -53,7 +53,7 @@ _TEMPLATE = """<!doctype html>
 {% for name, s in r.scopes.items() %}<tr><td class="t">{{ name }}</td><td class="t"><code>{{ s.filter }}</code></td>
 <td>{{ "{:,}".format(s.rows) }}</td></tr>{% endfor %}
 </table>
-<p class="muted">Alert thresholds: |DPL| &gt; {{ r.thresholds.dpl }}, |CI| &gt; {{ r.thresholds.ci }}.
+<p class="muted">Alert thresholds: |DPL| &gt; {{ r.thresholds.dpl }} (facet values with at least {{ r.thresholds.dpl_min_rows or 0 }} rows), |CI| &gt; {{ r.thresholds.ci }}.
  CDDL strata: {% for f, info in r.facets.items() %}<code>{{ f }}</code> by <code>{{ info.cddl_group }}</code>{{ ", " if not loop.last else "" }}{% endfor %}.</p>
 
 <h2>Alerts</h2>

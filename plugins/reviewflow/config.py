@@ -92,6 +92,7 @@ class Settings:
     bias_dpl_threshold: float = 0.2
     bias_ci_threshold: float = 0.9
     bias_fail_on_alert: bool = False
+    bias_alert_min_rows: int = 30
     # training
     bert_model: str = ""
     bert_max_train_samples: int = 2000
@@ -137,6 +138,7 @@ def get_settings() -> Settings:
         bias_dpl_threshold=_float("REVIEWFLOW_BIAS_DPL_THRESHOLD", 0.2),
         bias_ci_threshold=_float("REVIEWFLOW_BIAS_CI_THRESHOLD", 0.9),
         bias_fail_on_alert=_bool("REVIEWFLOW_BIAS_FAIL_ON_ALERT", False),
+        bias_alert_min_rows=_int("REVIEWFLOW_BIAS_ALERT_MIN_ROWS", 30),
         bert_model=_lookup("REVIEWFLOW_BERT_MODEL", "") or default_bert_model(),
         bert_max_train_samples=_int("REVIEWFLOW_BERT_MAX_TRAIN_SAMPLES", 2000),
         bert_max_minutes=_float("REVIEWFLOW_BERT_MAX_MINUTES", 10.0),

@@ -337,6 +337,14 @@ def test_alerts(counts):
     assert len(trend) == 1 and trend[0]["value"] == pytest.approx(0.8) and trend[0]["label_value"] is None
     assert ("partition", "division_name", "General") in {(a["scope"], a["facet"], a["facet_value"]) for a in ci}
 
+    # DPL of a facet value with fewer rows than alert_min_rows is not an alert (Blouses has 2 rows)
+    quiet = bias.build_report(counts, D, dpl_threshold=0.5, ci_threshold=0.75, alert_min_rows=3)["alerts"]
+    assert ("cumulative", "class_name", "Blouses", 1) not in {
+        (a["scope"], a["facet"], a["facet_value"], a["label_value"]) for a in quiet if a["metric"] == "DPL"
+    }
+    assert all(a["n_d"] >= 3 for a in quiet if a["metric"] == "DPL")
+    assert [a for a in quiet if a["metric"] == "CI"] == ci  # CI alerts are about small facet values: kept
+
 
 # -- the report date -------------------------------------------------------------------------
 
@@ -387,7 +395,9 @@ def test_run_bias_report_writes_and_fails_on_alert(lake_root):
     from reviewflow.lake import LocalLake, read_json
 
     write_fixture_lake(lake_root)
-    settings = replace(get_settings(), bias_fail_on_alert=True, bias_dpl_threshold=0.7, bias_ci_threshold=0.99)
+    settings = replace(
+        get_settings(), bias_fail_on_alert=True, bias_dpl_threshold=0.7, bias_ci_threshold=0.99, bias_alert_min_rows=0
+    )
     with pytest.raises(AirflowException) as failure:
         bias.run_bias_report(D, settings=settings)
     message = str(failure.value)
