@@ -15,7 +15,8 @@ DOC = """
 For the run's date **D** (after `reviews_ingest` has curated D):
 1. **collect_labels**: human labels dropped in `landing/labels/` (from the review queue) are
    validated with GX and merged into `labels/reviews/labels.parquet` for the next training run.
-2. **plan**: D plus any curated partition up to D that has no predictions yet.
+2. **plan**: D plus any curated partition up to D that has no predictions yet (a backfill run:
+   D alone).
 3. **score** (one mapped task per date): the `champion` model predicts each partition in record
    batches; `predictions/dt=.../` parquet is rewritten atomically and registered in the catalog
    table `predictions`; low-confidence rows go to `review_queue/dt=.../review_queue.csv`.
@@ -57,7 +58,10 @@ def sentiment_batch_scoring():
 
         if champion() is None:
             raise AirflowSkipException("no champion model yet: run sentiment_training first")
-        return unscored_partitions(get_catalog(), get_current_context()["ds"])
+        context = get_current_context()
+        if context["dag_run"].run_type == "backfill":
+            return [context["ds"]]  # a backfill run rewrites exactly its date; nightly runs catch up
+        return unscored_partitions(get_catalog(), context["ds"])
 
     @task(multiple_outputs=False, map_index_template="{{ dt }}", queue=gpu_queue())
     def score(dt: str) -> dict:

@@ -2,8 +2,8 @@
 
 Called by `make run` after scripts/start_airflow.sh. The scheduler does the work, and every run
 shows in the UI:
-1. `reviews_ingest` is unpaused and catches up over the sample's dates (a backfill reprocesses
-   them when they already ran);
+1. `reviews_ingest` is unpaused and catches up over the sample's dates (earlier runs of those
+   dates are cleared and rerun);
 2. `reviews_bias_report` follows the curated-reviews asset: one report per date;
 3. `sentiment_training` is unpaused: its latest nightly run trains, evaluates and gates;
 4. `sentiment_batch_scoring` is unpaused: its latest nightly run scores every unscored partition.
@@ -31,13 +31,17 @@ from reviewflow.lake import get_lake, read_json, read_parquet
 def ingest(api: AirflowAPI, start: date, days: int) -> None:
     dates = {(start + timedelta(days=i)).isoformat() for i in range(days)}
     api.wait_for_dag("reviews_ingest")
-    already = {(r["logical_date"] or "")[:10] for r in api.runs("reviews_ingest") if r["state"] == "success"}
+    done = {
+        (r["logical_date"] or "")[:10]: r["dag_run_id"] for r in api.runs("reviews_ingest") if r["state"] == "success"
+    }
     since = None
-    if dates <= already:
-        # Same dates as an earlier `make run`: reprocess them so new landing files count.
+    if dates <= set(done):
+        # Same dates as an earlier `make run`: rerun them (the UI's Clear) so new landing files count.
+        # (Not a backfill: Airflow refuses those on SQLite while the scheduler writes.)
         since = datetime.now(UTC).isoformat()
-        api.backfill("reviews_ingest", start.isoformat(), (start + timedelta(days=days - 1)).isoformat())
-        print(f"reviews_ingest: backfill of {days} days from {start} created")
+        for dt in sorted(dates):
+            api.clear_run("reviews_ingest", done[dt])
+        print(f"reviews_ingest: {days} earlier runs from {start} cleared, the scheduler reruns them")
     else:
         print(f"reviews_ingest: unpaused, the scheduler catches up {days} days from {start}")
     api.set_paused("reviews_ingest", False)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,34 @@ def aws_env(moto_server, monkeypatch):
     boto3.setup_default_session()
     yield moto_server
     boto3.setup_default_session()
+
+
+POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+
+
+def postgres_admin(sql: str) -> None:
+    """Run one statement as the local PostgreSQL superuser (trust auth), outside a transaction."""
+    import psycopg2
+
+    conn = psycopg2.connect(dbname="postgres", connect_timeout=5, **POSTGRES)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def postgres_database():
+    """A fresh PostgreSQL database (SQLAlchemy URL) for an Airflow metadata DB, dropped afterwards.
+
+    Skips when no PostgreSQL answers on 127.0.0.1:5432.
+    """
+    name = f"reviewflow_test_{uuid.uuid4().hex[:10]}"
+    try:
+        postgres_admin(f"CREATE DATABASE {name}")
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server means: skip
+        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 is not usable ({type(exc).__name__}: {exc})".strip())
+    yield f"postgresql+psycopg2://{POSTGRES['user']}@{POSTGRES['host']}:{POSTGRES['port']}/{name}"
+    postgres_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -1,7 +1,9 @@
 """A real scheduler backfills history: 30 days of reviews_ingest, then a week of scoring; twice.
 
 As in production, the DAGs went live recently (start_date yesterday, so the scheduler's own
-catchup is one run) and are unpaused; the backfills cover dates long before that.
+catchup is one run) and are unpaused; the backfills cover dates long before that. The metadata
+DB is PostgreSQL: Airflow refuses backfills on SQLite under concurrent access (and a scheduler
+next to a half-created backfill on SQLite was seen to crash).
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from reviewflow import sample_data
 from reviewflow.airflow_api import AirflowAPI
 from reviewflow.config import PROJECT_ROOT
 from reviewflow.lake import LocalLake, read_parquet
+from reviewflow.registry import evaluate_and_register, get_version, model_prefix, promote
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.services]
 START, DAYS = date(2024, 1, 1), 30
+SCORED_DAYS = 7  # the scoring backfill covers the last week of that month
 
 
 def free_port() -> int:
@@ -31,7 +35,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def airflow_stack(tmp_path_factory):
+def airflow_stack(tmp_path_factory, postgres_database):
     """Airflow (API server, scheduler, dag processor, triggerer) as `make run` starts it."""
     home = tmp_path_factory.mktemp("airflow-home")
     lake = tmp_path_factory.mktemp("lake")
@@ -40,6 +44,7 @@ def airflow_stack(tmp_path_factory):
         **os.environ,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW_PORT": str(port),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres_database,
         "REVIEWFLOW_LAKE": str(lake),
         "REVIEWFLOW_START_DATE": (date.today() - timedelta(days=1)).isoformat(),
     }
@@ -80,3 +85,49 @@ def test_backfill_30_days_twice_is_idempotent(airflow_stack):
     assert curated_fingerprint(lake) == first
     for dt in sorted(dates):
         assert lake.list(f"curated/reviews/dt={dt}/") == [f"curated/reviews/dt={dt}/part-0.parquet"]
+
+
+def make_champion(lake: LocalLake, dt: str) -> dict:
+    """A TF-IDF champion trained on the backfilled data (sentiment_training's steps, in process)."""
+    from reviewflow.registry import _entry_point
+    from reviewflow.training_data import build_dataset
+
+    built = build_dataset(lake, dt)
+    version = "backfill-test"
+    _entry_point("tfidf").run(built["dataset_uri"], lake.uri(model_prefix("tfidf", version)), grid="quick")
+    evaluate_and_register(lake, "tfidf", version, dt, "test")
+    return promote(lake, get_version(lake, "tfidf", version))
+
+
+def predictions_fingerprint(lake: LocalLake, dates: list[str]) -> dict[str, str]:
+    out = {}
+    for dt in dates:
+        frame = read_parquet(lake, f"predictions/dt={dt}/part-0.parquet").drop(columns="scored_at")
+        out[dt] = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
+    return out
+
+
+def test_scoring_backfill_twice_is_idempotent(airflow_stack):
+    """Runs after the ingest backfill (same module stack and lake): a week of scoring, twice."""
+    api, lake_root = airflow_stack
+    lake = LocalLake(lake_root)
+    end = START + timedelta(days=DAYS - 1)
+    first_day = end - timedelta(days=SCORED_DAYS - 1)
+    dates = [(first_day + timedelta(days=d)).isoformat() for d in range(SCORED_DAYS)]
+    champion = make_champion(lake, end.isoformat())
+    api.wait_for_dag("sentiment_batch_scoring")
+    api.set_paused("sentiment_batch_scoring", False)
+
+    api.backfill("sentiment_batch_scoring", first_day.isoformat(), end.isoformat(), reprocess="none")
+    runs = api.wait_for_dates("sentiment_batch_scoring", set(dates), timeout=1500)
+    first = predictions_fingerprint(lake, dates)
+    for dt in dates:
+        frame = read_parquet(lake, f"predictions/dt={dt}/part-0.parquet")
+        curated = read_parquet(lake, f"curated/reviews/dt={dt}/part-0.parquet")
+        assert sorted(frame["review_id"]) == sorted(curated["review_id"])
+        assert (frame["model_version"] == champion["version"]).all()
+        assert lake.exists(f"reports/drift/dt={dt}/drift_report.json")
+
+    api.backfill("sentiment_batch_scoring", first_day.isoformat(), end.isoformat(), reprocess="completed")
+    api.wait_for_dates("sentiment_batch_scoring", set(dates), since=max(r["queued_at"] for r in runs), timeout=1500)
+    assert predictions_fingerprint(lake, dates) == first
