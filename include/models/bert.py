@@ -27,28 +27,38 @@ p_negative, p_neutral, p_positive). Labels -1/0/1 are class indices 0/1/2.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import random
-import shutil
 import sys
 import tempfile
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-LABELS = [-1, 0, 1]
-CLASS_NAMES = ["negative", "neutral", "positive"]
-PROBA_COLUMNS = ["p_negative", "p_neutral", "p_positive"]
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:  # not a package and maybe off sys.path (registry loads us by path): model_io sits here
+    sys.path.insert(0, _HERE)
 
+from model_io import (  # noqa: E402
+    CLASS_NAMES,
+    LABELS,
+    make_log,
+    output_dir,
+    prediction_frame,
+    read_dataset,
+    s3_client,
+    scores,
+    split_s3_uri,
+    splits,
+    to_index,
+)
 
-def log(message: str) -> None:
-    print(f"[bert {time.strftime('%H:%M:%S')}] {message}", flush=True)
+log = make_log("bert")
 
 
 def default_model() -> str:
@@ -63,37 +73,13 @@ def default_model() -> str:
         return "bert-base-uncased"
 
 
-# -- dataset and output locations (local, s3://, SageMaker channel); as in tfidf.py ---------
-
-
-def _s3_client():
-    import boto3
-
-    return boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or None)
-
-
-def _split_s3(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri[len("s3://") :].partition("/")
-    return bucket, key
-
-
-def read_dataset(uri: str) -> pd.DataFrame:
-    channel = os.environ.get("SM_CHANNEL_DATASET")  # SageMaker copies the input channel here
-    if channel and Path(channel, "dataset.parquet").exists():
-        return pd.read_parquet(Path(channel, "dataset.parquet"))
-    if uri.startswith("s3://"):
-        bucket, key = _split_s3(uri)
-        return pd.read_parquet(io.BytesIO(_s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()))
-    return pd.read_parquet(uri)
-
-
 def sync_model_source(name_or_path: str) -> str:
     """An s3:// model folder is copied to a local cache first; ids and local paths pass through."""
     if not name_or_path.startswith("s3://"):
         return name_or_path
-    bucket, prefix = _split_s3(name_or_path.rstrip("/") + "/")
+    bucket, prefix = split_s3_uri(name_or_path.rstrip("/") + "/")
     local = Path(tempfile.gettempdir(), "reviewflow-base-models", bucket, prefix)
-    client = _s3_client()
+    client = s3_client()
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
             target = local / obj["Key"][len(prefix) :]
@@ -101,59 +87,6 @@ def sync_model_source(name_or_path: str) -> str:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 client.download_file(bucket, obj["Key"], str(target))
     return str(local)
-
-
-@contextmanager
-def output_dir(uri: str):
-    """Yield a local folder for the model; upload it afterwards when ``uri`` is s3://."""
-    if not uri.startswith("s3://"):
-        Path(uri).mkdir(parents=True, exist_ok=True)
-        yield Path(uri)
-        return
-    local = Path(os.environ.get("SM_MODEL_DIR") or tempfile.mkdtemp(prefix="reviewflow-model-"))
-    local.mkdir(parents=True, exist_ok=True)
-    yield local
-    bucket, prefix = _split_s3(uri.rstrip("/") + "/")
-    client = _s3_client()
-    for path in sorted(p for p in local.rglob("*") if p.is_file()):
-        client.upload_file(str(path), bucket, prefix + path.relative_to(local).as_posix())
-    log(f"uploaded {local} -> {uri}")
-    if not os.environ.get("SM_MODEL_DIR"):
-        shutil.rmtree(local, ignore_errors=True)
-
-
-def splits(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    missing = {"review_id", "text", "label", "split"} - set(frame.columns)
-    if missing:
-        raise SystemExit(f"dataset lacks columns {sorted(missing)}")
-    parts = {name: frame[frame["split"] == name].reset_index(drop=True) for name in ("train", "validation", "test")}
-    empty = [name for name, part in parts.items() if part.empty]
-    if empty:
-        raise SystemExit(f"dataset has empty split(s): {empty}")
-    return parts
-
-
-def scores(y_true_idx: np.ndarray, pred_idx: np.ndarray) -> dict:
-    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
-
-    p, r, f, s = precision_recall_fscore_support(y_true_idx, pred_idx, labels=[0, 1, 2], zero_division=0)
-    return {
-        "macro_f1": float(f1_score(y_true_idx, pred_idx, labels=[0, 1, 2], average="macro", zero_division=0)),
-        "accuracy": float(accuracy_score(y_true_idx, pred_idx)),
-        "n": int(len(y_true_idx)),
-        "per_class": {
-            name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
-            for i, name in enumerate(CLASS_NAMES)
-        },
-    }
-
-
-def prediction_frame(part: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
-    out = pd.DataFrame({"review_id": part["review_id"].to_numpy(), "label": part["label"].astype(int).to_numpy()})
-    out["pred"] = np.asarray(LABELS)[probs.argmax(axis=1)]
-    for i, column in enumerate(PROBA_COLUMNS):
-        out[column] = probs[:, i]
-    return out
 
 
 def stratified_sample(part: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
@@ -283,7 +216,7 @@ def train(args) -> dict:
         source, num_labels=3, id2label=dict(enumerate(CLASS_NAMES)), label2id={n: i for i, n in enumerate(CLASS_NAMES)}
     ).to(device)
 
-    y_train = train_part["label"].astype(int).to_numpy() + 1
+    y_train = to_index(train_part["label"])
     counts = np.bincount(y_train, minlength=3).clip(min=1)
     weights = torch.tensor(len(y_train) / (3 * counts), dtype=torch.float32, device=device)
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
@@ -305,11 +238,11 @@ def train(args) -> dict:
     scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup_ratio * total_steps), total_steps)
     scaler = torch.amp.GradScaler("cuda") if use_scaler else None
     eval_every = args.eval_every or max(1, len(loader) // 2)
-    y_val = val_part["label"].astype(int).to_numpy() + 1
+    y_val = to_index(val_part["label"])
 
     history, best, stale, step, stop_reason = [], None, 0, 0, "completed"
     seen, running = 0, []
-    out_ctx = output_dir(args.output)
+    out_ctx = output_dir(args.output, log)
     out = out_ctx.__enter__()
 
     def evaluate_and_checkpoint(epoch: float) -> bool:
@@ -392,7 +325,7 @@ def train(args) -> dict:
         probs = batched_proba(
             model, tokenizer, parts[name]["text"].tolist(), args.max_length, device, args.eval_batch_size
         )
-        metrics[name] = scores(parts[name]["label"].astype(int).to_numpy() + 1, probs.argmax(axis=1))
+        metrics[name] = scores(to_index(parts[name]["label"]), probs.argmax(axis=1))
         prediction_frame(parts[name], probs).to_parquet(out / f"{name}_predictions.parquet", index=False)
     params = {k: v for k, v in vars(args).items()}
     import transformers

@@ -17,109 +17,24 @@ Labels -1/0/1 are class indices 0/1/2 (negative/neutral/positive) inside the mod
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
-from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-LABELS = [-1, 0, 1]
-CLASS_NAMES = ["negative", "neutral", "positive"]
-PROBA_COLUMNS = ["p_negative", "p_neutral", "p_positive"]
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:  # not a package and maybe off sys.path (registry loads us by path): model_io sits here
+    sys.path.insert(0, _HERE)
+
+from model_io import CLASS_NAMES, LABELS, make_log, output_dir, prediction_frame, read_dataset, scores, splits, to_index  # noqa: E402
+
 MODEL_FILE = "model.joblib"
 
-
-def log(message: str) -> None:
-    print(f"[tfidf {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-# -- dataset and output locations (local, s3://, SageMaker channel) -------------------------
-
-
-def _s3_client():
-    import boto3
-
-    return boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or None)
-
-
-def _split_s3(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri[len("s3://") :].partition("/")
-    return bucket, key
-
-
-def read_dataset(uri: str) -> pd.DataFrame:
-    channel = os.environ.get("SM_CHANNEL_DATASET")  # SageMaker copies the input channel here
-    if channel and Path(channel, "dataset.parquet").exists():
-        return pd.read_parquet(Path(channel, "dataset.parquet"))
-    if uri.startswith("s3://"):
-        bucket, key = _split_s3(uri)
-        return pd.read_parquet(io.BytesIO(_s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()))
-    return pd.read_parquet(uri)
-
-
-@contextmanager
-def output_dir(uri: str):
-    """Yield a local folder for the model; upload it afterwards when ``uri`` is s3://."""
-    if not uri.startswith("s3://"):
-        Path(uri).mkdir(parents=True, exist_ok=True)
-        yield Path(uri)
-        return
-    local = Path(os.environ.get("SM_MODEL_DIR") or tempfile.mkdtemp(prefix="reviewflow-model-"))
-    local.mkdir(parents=True, exist_ok=True)
-    yield local
-    bucket, prefix = _split_s3(uri.rstrip("/") + "/")
-    client = _s3_client()
-    for path in sorted(p for p in local.rglob("*") if p.is_file()):
-        client.upload_file(str(path), bucket, prefix + path.relative_to(local).as_posix())
-    log(f"uploaded {local} -> {uri}")
-    if not os.environ.get("SM_MODEL_DIR"):
-        shutil.rmtree(local, ignore_errors=True)
-
-
-def splits(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    missing = {"review_id", "text", "label", "split"} - set(frame.columns)
-    if missing:
-        raise SystemExit(f"dataset lacks columns {sorted(missing)}")
-    parts = {name: frame[frame["split"] == name].reset_index(drop=True) for name in ("train", "validation", "test")}
-    empty = [name for name, part in parts.items() if part.empty]
-    if empty:
-        raise SystemExit(f"dataset has empty split(s): {empty}")
-    return parts
-
-
-def to_index(labels) -> np.ndarray:
-    return np.asarray(labels, dtype=int) + 1  # -1/0/1 -> 0/1/2
-
-
-def scores(y_true_idx: np.ndarray, pred_idx: np.ndarray) -> dict:
-    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
-
-    p, r, f, s = precision_recall_fscore_support(y_true_idx, pred_idx, labels=[0, 1, 2], zero_division=0)
-    return {
-        "macro_f1": float(f1_score(y_true_idx, pred_idx, labels=[0, 1, 2], average="macro", zero_division=0)),
-        "accuracy": float(accuracy_score(y_true_idx, pred_idx)),
-        "n": int(len(y_true_idx)),
-        "per_class": {
-            name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
-            for i, name in enumerate(CLASS_NAMES)
-        },
-    }
-
-
-def prediction_frame(part: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
-    out = pd.DataFrame({"review_id": part["review_id"].to_numpy(), "label": part["label"].astype(int).to_numpy()})
-    out["pred"] = np.asarray(LABELS)[probs.argmax(axis=1)]
-    for i, column in enumerate(PROBA_COLUMNS):
-        out[column] = probs[:, i]
-    return out
+log = make_log("tfidf")
 
 
 # -- the model ------------------------------------------------------------------------------
@@ -224,7 +139,7 @@ def run(dataset: str, output: str, grid: str = "full", seed: int = 13, min_df: i
         metrics[name] = scores(to_index(parts[name]["label"]), probs.argmax(axis=1))
     metrics["train_rows"] = len(parts["train"])
     params = {"grid": grid, "seed": seed, "min_df": min_df, "best": spec, "dataset": dataset}
-    with output_dir(output) as out:
+    with output_dir(output, log) as out:
         joblib.dump(model, out / MODEL_FILE, compress=3)
         (out / "leaderboard.json").write_text(json.dumps(board, indent=2))
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -140,7 +140,7 @@ def test_sagemaker_training_job_is_created_on_moto(aws_env):
     import tarfile
 
     names = tarfile.open(fileobj=io.BytesIO(source)).getnames()
-    assert {"bert.py", "tfidf.py"} <= set(names)
+    assert {"bert.py", "tfidf.py", "model_io.py"} <= set(names)  # the entry points import model_io
 
 
 def test_unknown_model_is_refused():
