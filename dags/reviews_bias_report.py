@@ -15,7 +15,7 @@ Runs when `reviews_ingest` updates the **curated_reviews** asset (or by hand for
 `airflow dags test reviews_bias_report 2024-01-03`, or trigger with `{"dt": "2024-01-03"}`).
 
 **Report date D**: the partition date each triggering asset event carries (`extra.dt`; several
-events make one report per date), else the `dt` param, else the run's logical date, else its
+events make one report per date, and any ingested date still without a report is added), else the `dt` param, else the run's logical date, else its
 `run_after` (asset-triggered runs have no logical date).
 
 For D, one SQL aggregate (`include/sql/bias_counts.sql`, on DuckDB locally, Athena on AWS) counts
@@ -60,8 +60,14 @@ def reviews_bias_report():
     @task
     def report_dates() -> list[str]:
         from reviewflow.bias import report_dates as dates_from
+        from reviewflow.bias import unreported_dates
+        from reviewflow.lake import get_lake
 
-        return dates_from(get_current_context())
+        context = get_current_context()
+        dates = dates_from(context)
+        if context.get("triggering_asset_events"):
+            dates = sorted(set(dates) | set(unreported_dates(get_lake())))
+        return dates
 
     @task(multiple_outputs=False, map_index_template="{{ report_dt }}")
     def bias_report(dt: str) -> dict:

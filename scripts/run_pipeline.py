@@ -48,18 +48,34 @@ def ingest(api: AirflowAPI, start: date, days: int) -> None:
     api.wait_for_dates("reviews_ingest", dates, since=since)
 
 
-def wait_for_bias_reports(dates: set[str], since: datetime, timeout: float = 1800) -> None:
-    """The asset-triggered bias runs: wait until each date has a report written after `since`."""
+def wait_for_bias_reports(api: AirflowAPI, dates: set[str], since: datetime, timeout: float = 1800) -> None:
+    """The asset-triggered bias runs: wait until each date has a report written after `since`.
+
+    A date whose asset event Airflow has not consumed yet (see bias.unreported_dates) is
+    reported by a run triggered with `dt` once no bias run is queued or running.
+    """
     lake = get_lake(get_settings().lake)
-    deadline = time.monotonic() + timeout
+    deadline, triggered = time.monotonic() + timeout, set()
+    time.sleep(10)  # let the last ingest run's event reach the scheduler
     while True:
         fresh = {
             dt for dt in dates
-            if lake.exists(report_keys(dt)[0]) and datetime.fromisoformat(read_json(lake, report_keys(dt)[0])["generated_at"]) >= since
+            if lake.exists(report_keys(dt)[0])
+            and datetime.fromisoformat(read_json(lake, report_keys(dt)[0])["generated_at"]) >= since
         }  # fmt: skip
         if fresh == dates:
             print(f"reviews_bias_report: {len(dates)} reports written")
             return
+        runs = [r for r in api.runs("reviews_bias_report") if (r.get("queued_at") or "") >= since.isoformat()]
+        if failed := [r["dag_run_id"] for r in runs if r["state"] == "failed"]:
+            raise RuntimeError(f"reviews_bias_report: run(s) failed: {failed} (task logs in the UI)")
+        active = api.queued_asset_events("reviews_bias_report") or [
+            r for r in runs if r["state"] in ("queued", "running")
+        ]
+        for dt in sorted(dates - fresh - triggered) if not active else []:
+            api.trigger("reviews_bias_report", conf={"dt": dt})
+            triggered.add(dt)
+            print(f"reviews_bias_report: triggered for {dt} (its asset event is still queued in Airflow)")
         if time.monotonic() > deadline:
             raise TimeoutError(f"reviews_bias_report: no fresh report for {sorted(dates - fresh)} in {timeout}s")
         time.sleep(5)
@@ -190,7 +206,7 @@ def main() -> None:
     api.wait_for_dag("reviews_bias_report")
     api.set_paused("reviews_bias_report", False)
     ingest(api, start, args.days)
-    wait_for_bias_reports(dates, started)
+    wait_for_bias_reports(api, dates, started)
     run_nightly(api, "sentiment_training")
     run_nightly(api, "sentiment_batch_scoring")
     summary(start, args.days, base_url)

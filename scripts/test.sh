@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 mkdir -p test-artifacts
+bash scripts/install_system_deps.sh || true  # Debian chromium for the browser test; never fails the run
 python -m pytest -q -p no:cacheprovider --timeout 1800 "$@"

@@ -116,16 +116,22 @@ class AirflowAPI:
         """Rerun every task of a run (the UI's Clear)."""
         self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/clear", {"dry_run": False})
 
+    def queued_asset_events(self, dag_id: str) -> list[dict]:
+        """Asset events waiting to trigger a run of the DAG."""
+        return self.get(f"/api/v2/dags/{dag_id}/assets/queuedEvents").get("queued_events", [])
+
     def backfill(self, dag_id: str, from_date: str, to_date: str, reprocess: str = "completed") -> dict:
         """Create a backfill (run by the scheduler) over logical dates from..to, inclusive."""
         body = {"dag_id": dag_id, "from_date": f"{from_date}T00:00:00Z", "to_date": f"{to_date}T00:00:00Z",
                 "reprocess_behavior": reprocess, "max_active_runs": 2}  # fmt: skip
-        for attempt in range(20):
+        for attempt in range(40):
             try:
                 return self._request("POST", "/api/v2/backfills", body)
             except APIError as exc:
-                # On SQLite the API answers 503 while the scheduler holds the write lock: try again.
-                if exc.status != 503 or attempt == 19:
+                # 503: on SQLite while the scheduler holds the write lock; 409: the scheduler has not
+                # yet marked the previous backfill of this DAG complete (it checks periodically).
+                retry = exc.status == 503 or (exc.status == 409 and "already a running backfill" in str(exc))
+                if not retry or attempt == 39:
                     raise
                 time.sleep(3)
         raise AssertionError("unreachable")

@@ -129,6 +129,21 @@ def report_dates(context: Mapping[str, Any]) -> list[str]:
     raise ValueError("no report date: no asset event date, no `dt` param, no logical date and no run_after")
 
 
+def unreported_dates(lake: Lake) -> list[str]:
+    """Ingested dates that have no bias report yet.
+
+    Airflow 3.3 keeps one queue row per asset and DAG: an asset event that arrives while a run of
+    this DAG waits to be created (max_active_runs) is not consumed by it and waits for the next
+    event. Asset-triggered runs report these dates too, so no ingested date stays unreported.
+    """
+    from reviewflow.curate import INGEST_REPORTS
+
+    def dates(prefix: str, name: str) -> set[str]:
+        return {k.split("/dt=")[1].split("/")[0] for k in lake.list(prefix + "/") if k.endswith("/" + name)}
+
+    return sorted(dates(INGEST_REPORTS, "ingest_report.json") - dates(REPORT_PREFIX, "bias_report.json"))
+
+
 # -- SQL -----------------------------------------------------------------------------------
 
 

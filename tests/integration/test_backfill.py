@@ -107,9 +107,10 @@ def predictions_fingerprint(lake: LocalLake, dates: list[str]) -> dict[str, str]
     return out
 
 
-def test_scoring_backfill_twice_is_idempotent(airflow_stack):
+def test_scoring_backfill_twice_is_idempotent(airflow_stack, monkeypatch):
     """Runs after the ingest backfill (same module stack and lake): a week of scoring, twice."""
     api, lake_root = airflow_stack
+    monkeypatch.setenv("REVIEWFLOW_LAKE", lake_root)  # make_champion runs here, on the stack's lake
     lake = LocalLake(lake_root)
     end = START + timedelta(days=DAYS - 1)
     first_day = end - timedelta(days=SCORED_DAYS - 1)
