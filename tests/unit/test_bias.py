@@ -349,6 +349,16 @@ def test_alerts(counts):
 # -- the report date -------------------------------------------------------------------------
 
 
+def test_unreported_dates_are_ingested_dates_without_a_report(lake_root):
+    from reviewflow.lake import LocalLake, write_json
+
+    lake = LocalLake(lake_root)
+    for dt in ("2024-01-01", "2024-01-02", "2024-01-03"):
+        write_json(lake, f"reports/ingest/dt={dt}/ingest_report.json", {"dt": dt})
+    write_json(lake, "reports/bias/dt=2024-01-02/bias_report.json", {"dt": "2024-01-02"})
+    assert bias.unreported_dates(lake) == ["2024-01-01", "2024-01-03"]
+
+
 def test_report_dates_from_the_context():
     event = SimpleNamespace(extra={"dt": "2024-01-05", "rows": 3}, partition_key=None)
     keyed = SimpleNamespace(extra={}, partition_key="2024-01-04")
