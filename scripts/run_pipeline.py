@@ -156,7 +156,9 @@ def bias_headline(lake, dt: str) -> None:
     report = read_json(lake, report_keys(dt)[0])
     overall = report["label_distribution"]["cumulative"]["overall"]
     shares = ", ".join(f"{k}: {v:.1%}" for k, v in overall["shares"].items())
-    print(f"\nBias (all curated reviews up to {dt}): labels {shares}; imbalance ratio {overall['imbalance_ratio']}")
+    ratio = overall["imbalance_ratio"]
+    ratio = f"{ratio:.2f}" if ratio is not None else f"undefined ({overall.get('reason')})"
+    print(f"\nBias (all curated reviews up to {dt}): labels {shares}; imbalance ratio {ratio}")
     alerts = [a for a in report["alerts"] if a["scope"] == "cumulative"]
     print(f"  {len(alerts)} alert(s) past the DPL/CI thresholds; the largest:")
     for alert in alerts[:3]:
