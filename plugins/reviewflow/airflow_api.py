@@ -121,8 +121,9 @@ class AirflowAPI:
         return self.get(f"/api/v2/dags/{dag_id}/assets/queuedEvents").get("queued_events", [])
 
     def backfill(self, dag_id: str, from_date: str, to_date: str, reprocess: str = "completed") -> dict:
-        """Create a backfill (run by the scheduler) over logical dates from..to, inclusive."""
-        body = {"dag_id": dag_id, "from_date": f"{from_date}T00:00:00Z", "to_date": f"{to_date}T00:00:00Z",
+        """Create a backfill (run by the scheduler) over the logical dates of days from..to, inclusive."""
+        # to the end of to_date: a nightly DAG's logical time is later than midnight (03:00 for scoring)
+        body = {"dag_id": dag_id, "from_date": f"{from_date}T00:00:00Z", "to_date": f"{to_date}T23:59:59Z",
                 "reprocess_behavior": reprocess, "max_active_runs": 2}  # fmt: skip
         for attempt in range(40):
             try:
