@@ -31,19 +31,15 @@ from reviewflow.lake import get_lake, read_json, read_parquet
 def ingest(api: AirflowAPI, start: date, days: int) -> None:
     dates = {(start + timedelta(days=i)).isoformat() for i in range(days)}
     api.wait_for_dag("reviews_ingest")
-    done = {
-        (r["logical_date"] or "")[:10]: r["dag_run_id"] for r in api.runs("reviews_ingest") if r["state"] == "success"
-    }
-    since = None
-    if dates <= set(done):
-        # Same dates as an earlier `make run`: rerun them (the UI's Clear) so new landing files count.
-        # (Not a backfill: Airflow refuses those on SQLite while the scheduler writes.)
-        since = datetime.now(UTC).isoformat()
-        for dt in sorted(dates):
-            api.clear_run("reviews_ingest", done[dt])
-        print(f"reviews_ingest: {days} earlier runs from {start} cleared, the scheduler reruns them")
-    else:
-        print(f"reviews_ingest: unpaused, the scheduler catches up {days} days from {start}")
+    done = {(r["logical_date"] or "")[:10]: r["dag_run_id"] for r in api.runs("reviews_ingest")}
+    rerun = sorted(dates & set(done))
+    since = datetime.now(UTC).isoformat()
+    # Dates an earlier `make run` ingested are rerun (the UI's Clear) so new landing files count;
+    # the others are the scheduler's catchup. (Not a backfill: Airflow refuses those on SQLite
+    # while the scheduler writes.)
+    for dt in rerun:
+        api.clear_run("reviews_ingest", done[dt])
+    print(f"reviews_ingest: unpaused; {len(dates) - len(rerun)} new day(s) caught up, {len(rerun)} rerun, from {start}")
     api.set_paused("reviews_ingest", False)
     api.wait_for_dates("reviews_ingest", dates, since=since)
 
