@@ -10,12 +10,12 @@
 -- Identifiers: {database}.{table}
 --
 -- Kept to the common subset of DuckDB and Athena (Trino): CASE sums and CAST, no `::`,
--- no FILTER, no DuckDB-only functions. NULL facet values form their own '(missing)' value.
+-- no FILTER, no DuckDB-only functions. NULL or blank facet values form their own '(missing)' value.
 WITH scoped AS (
     SELECT
-        COALESCE(department_name, '(missing)') AS department_name,
-        COALESCE(class_name, '(missing)') AS class_name,
-        COALESCE(division_name, '(missing)') AS division_name,
+        COALESCE(NULLIF(TRIM(department_name), ''), '(missing)') AS department_name,
+        COALESCE(NULLIF(TRIM(class_name), ''), '(missing)') AS class_name,
+        COALESCE(NULLIF(TRIM(division_name), ''), '(missing)') AS division_name,
         CASE
             WHEN age IS NULL THEN '(missing)'
             WHEN age < 25 THEN '<25'

@@ -55,9 +55,9 @@ ROWS = [
 ln = math.log
 
 
-def write_fixture_lake(root: str) -> None:
+def write_fixture_lake(root: str, rows: list[tuple] = ROWS) -> None:
     """The fixture as curated parquet partitions, registered in the local DuckDB catalog."""
-    frame = pd.DataFrame(ROWS, columns=["department_name", "class_name", "division_name", "age", "sentiment", "dt"])
+    frame = pd.DataFrame(rows, columns=["department_name", "class_name", "division_name", "age", "sentiment", "dt"])
     frame["review_id"] = [f"r{i}" for i in range(len(frame))]
     frame["source_row_id"] = range(len(frame))
     frame["clothing_id"] = 1
@@ -76,7 +76,7 @@ def write_fixture_lake(root: str) -> None:
     columns = {c: "BIGINT" if c in ("source_row_id", "clothing_id", "age", "rating", "recommended_ind",
                                     "positive_feedback_count", "sentiment") else "VARCHAR" for c in CURATED_COLUMNS}  # fmt: skip
     catalog.register_table("curated_reviews", f"{root}/curated/reviews", {**columns, "dt": "VARCHAR"}, "parquet")
-    for dt in (D1, D, D3):
+    for dt in sorted(frame["dt"].unique()):
         catalog.register_partition("curated_reviews", dt)
 
 
@@ -119,6 +119,16 @@ def assert_values(found: dict[str, dict], expected: dict[str, float | None], n_a
 
 
 # -- SQL -----------------------------------------------------------------------------------
+
+
+def test_blank_and_null_facet_values_count_as_missing(tmp_path):
+    write_fixture_lake(str(tmp_path), [*ROWS, ("", None, " ", None, 1, D), (None, "Knits", "General", 30, 0, D)])
+    counts = bias.fetch_counts(DuckDBEngine(str(tmp_path)), D)
+    missing = counts[counts["department_name"] == "(missing)"]
+    assert missing["n_cumulative"].sum() == 2
+    assert set(missing["class_name"]) == {"(missing)", "Knits"} and "(missing)" in set(missing["division_name"])
+    assert "" not in set(counts["department_name"]) | set(counts["division_name"])
+    assert "(missing)" in set(counts["age_band"])
 
 
 def test_sql_is_portable_and_parameterised():
