@@ -30,14 +30,16 @@ class AirflowAPI:
         passwords = json.loads((Path(airflow_home) / "simple_auth_manager_passwords.json.generated").read_text())
         return cls(base_url, "admin", passwords["admin"])
 
-    def _request(self, method: str, path: str, body: dict | None = None, auth: bool = True) -> dict:
+    def _request(
+        self, method: str, path: str, body: dict | None = None, auth: bool = True, timeout: float = 30
+    ) -> dict:
         headers = {"Content-Type": "application/json"}
         if auth:
             headers["Authorization"] = f"Bearer {self.token}"
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.base + path, data=data, headers=headers, method=method)
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 return json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as exc:
             raise APIError(exc.code, f"{method} {path}: HTTP {exc.code}: {exc.read().decode()[:500]}") from exc
@@ -127,7 +129,8 @@ class AirflowAPI:
                 "reprocess_behavior": reprocess, "max_active_runs": 2}  # fmt: skip
         for attempt in range(40):
             try:
-                return self._request("POST", "/api/v2/backfills", body)
+                # creating every run of the range happens in this request: give it time on a busy host
+                return self._request("POST", "/api/v2/backfills", body, timeout=600)
             except APIError as exc:
                 # 503: on SQLite while the scheduler holds the write lock; 409: the scheduler has not
                 # yet marked the previous backfill of this DAG complete (it checks periodically).
