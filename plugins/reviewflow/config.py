@@ -101,6 +101,7 @@ class Settings:
     promote_margin: float = 0.005
     fairness_max_f1_drop: float = 0.15
     fairness_max_abs_dppl: float = 0.25
+    fairness_min_support: int = 100
     require_approval: bool = False
     # scoring
     review_confidence_threshold: float = 0.55
@@ -146,6 +147,7 @@ def get_settings() -> Settings:
         promote_margin=_float("REVIEWFLOW_PROMOTE_MARGIN", 0.005),
         fairness_max_f1_drop=_float("REVIEWFLOW_FAIRNESS_MAX_F1_DROP", 0.15),
         fairness_max_abs_dppl=_float("REVIEWFLOW_FAIRNESS_MAX_ABS_DPPL", 0.25),
+        fairness_min_support=_int("REVIEWFLOW_FAIRNESS_MIN_SUPPORT", 100),
         require_approval=_bool("REVIEWFLOW_REQUIRE_APPROVAL", False),
         review_confidence_threshold=_float("REVIEWFLOW_REVIEW_CONFIDENCE", 0.55),
         drift_psi_threshold=_float("REVIEWFLOW_DRIFT_PSI_THRESHOLD", 0.2),

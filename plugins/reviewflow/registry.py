@@ -53,7 +53,6 @@ HISTORY = f"{MODELS}/champion_history"
 DECISIONS = f"{MODELS}/decisions"
 REGISTRATION = "registration.json"
 KINDS = ("tfidf", "bert")
-FAIRNESS_MIN_SUPPORT = 50  # facet values with fewer test rows are too noisy to gate on
 FAIRNESS_LABEL_VALUES = (1, -1)
 
 
@@ -266,8 +265,13 @@ def load_predictor(entry: dict) -> Callable[[list[str]], np.ndarray]:
 # -- the gate -------------------------------------------------------------------------------
 
 
-def fairness_violations(evaluation: dict, settings: Settings, min_support: int = FAIRNESS_MIN_SUPPORT) -> list[str]:
-    """Why an evaluation fails the fairness gate (empty: it passes)."""
+def fairness_violations(evaluation: dict, settings: Settings, min_support: int | None = None) -> list[str]:
+    """Why an evaluation fails the fairness gate (empty: it passes).
+
+    Facet values with fewer test rows than ``settings.fairness_min_support`` are left out: a
+    3-class macro-F1 on a few dozen rows swings by more than the allowed drop by chance alone.
+    """
+    min_support = settings.fairness_min_support if min_support is None else min_support
     problems = []
     overall = evaluation["macro_f1"]
     for row in evaluation["facets"]:
@@ -297,10 +301,11 @@ def gate(
     champion_entry: dict | None,
     champion_eval: dict | None,
     settings: Settings,
-    min_support: int = FAIRNESS_MIN_SUPPORT,
+    min_support: int | None = None,
 ) -> dict:
     """Decide whether ``challenger`` replaces the champion; both evaluated on the same test split."""
     reasons, checks = [], []
+    min_support = settings.fairness_min_support if min_support is None else min_support
     unfair = fairness_violations(challenger_eval, settings, min_support)
     checks.append({"check": "fairness", "passed": not unfair, "violations": unfair})
     if unfair:

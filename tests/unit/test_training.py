@@ -250,7 +250,9 @@ def fake_eval(f1: float, facets=(), dppl=()) -> dict:
     }  # fmt: skip
 
 
-SETTINGS = replace(get_settings(), promote_margin=0.01, fairness_max_f1_drop=0.15, fairness_max_abs_dppl=0.25)
+SETTINGS = replace(
+    get_settings(), promote_margin=0.01, fairness_max_f1_drop=0.15, fairness_max_abs_dppl=0.25, fairness_min_support=50
+)
 CHALLENGER = {"model_name": "bert", "version": "v2", "kind": "bert", "metrics": {"validation": {"macro_f1": 0.7}}}
 CHAMPION = {"model_name": "tfidf", "version": "v1", "kind": "tfidf", "metrics": {"test_macro_f1": 0.66}}
 
