@@ -21,6 +21,11 @@ def start_date() -> datetime:
     return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
+GPU_QUEUE = "gpu"  # served by Celery workers on GPU hosts
+
+
 def gpu_queue() -> str:
     """Celery queue for GPU work: `gpu` when REVIEWFLOW_GPU_BACKEND=celery, else the default."""
-    return "gpu" if os.environ.get("REVIEWFLOW_GPU_BACKEND", "local").lower() == "celery" else "default"
+    from reviewflow.config import get_settings
+
+    return GPU_QUEUE if get_settings().gpu_backend == "celery" else "default"

@@ -33,6 +33,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from reviewflow.config import MODELS_DIR, PROJECT_ROOT, Settings, get_settings
+from reviewflow.dag_defaults import GPU_QUEUE
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MODELS = ("tfidf", "bert")
-GPU_QUEUE = "gpu"
 TAIL_LINES = 40
 
 # Backend settings not (yet) in Settings: env var / Airflow Variable -> default.
