@@ -20,10 +20,10 @@ For the run's date **D** (after `reviews_ingest` has curated D):
 3. **score** (one mapped task per date): the `champion` model predicts each partition in record
    batches; `predictions/dt=.../` parquet is rewritten atomically and registered in the catalog
    table `predictions`; low-confidence rows go to `review_queue/dt=.../review_queue.csv`.
-4. **drift** (one per scored date): the date's inputs and predictions against the champion's
+4. **drift_reference** computes the champion's reference profile once (cached beside the model);
+   **drift** (one per scored date): the date's inputs and predictions against the champion's
    training reference (PSI of predicted labels, text length, department mix; out-of-vocabulary
-   share) into
-   `reports/drift/dt=.../`; alerts are logged as warnings.
+   share) into `reports/drift/dt=.../`; alerts are logged as warnings.
 
 Skips (does not fail) while no champion exists: run `sentiment_training` first.
 """
@@ -77,6 +77,17 @@ def sentiment_batch_scoring():
             get_lake(), get_catalog(), dt, load_predictor(entry), entry, get_settings().review_confidence_threshold
         )
 
+    @task(multiple_outputs=False, queue=gpu_queue())
+    def drift_reference() -> str:
+        """The champion's reference profile, computed once (it predicts the validation split)."""
+        from reviewflow.drift import REFERENCE, champion_reference
+        from reviewflow.lake import get_lake
+        from reviewflow.registry import champion, model_prefix
+
+        lake, entry = get_lake(), champion()
+        champion_reference(lake, entry)
+        return lake.uri(model_prefix(entry["model_name"], entry["version"]) + REFERENCE)
+
     @task(multiple_outputs=False, map_index_template="{{ dt }}", outlets=[PREDICTIONS])
     def drift(scored: dict) -> dict:
         from reviewflow.drift import drift_report
@@ -91,7 +102,9 @@ def sentiment_batch_scoring():
     labels = collect_labels()
     dates = plan()
     labels >> dates
-    drift.expand(scored=score.expand(dt=dates))
+    reference = drift_reference()
+    dates >> reference
+    reference >> drift.expand(scored=score.expand(dt=dates))
 
 
 sentiment_batch_scoring()
