@@ -99,6 +99,7 @@ class Settings:
     bert_max_minutes: float = 10.0
     bert_epochs: int = 2
     promote_margin: float = 0.005
+    min_macro_f1: float = 0.5
     fairness_max_f1_drop: float = 0.15
     fairness_max_abs_dppl: float = 0.25
     fairness_min_support: int = 100
@@ -145,6 +146,7 @@ def get_settings() -> Settings:
         bert_max_minutes=_float("REVIEWFLOW_BERT_MAX_MINUTES", 10.0),
         bert_epochs=_int("REVIEWFLOW_BERT_EPOCHS", 2),
         promote_margin=_float("REVIEWFLOW_PROMOTE_MARGIN", 0.005),
+        min_macro_f1=_float("REVIEWFLOW_MIN_MACRO_F1", 0.5),
         fairness_max_f1_drop=_float("REVIEWFLOW_FAIRNESS_MAX_F1_DROP", 0.15),
         fairness_max_abs_dppl=_float("REVIEWFLOW_FAIRNESS_MAX_ABS_DPPL", 0.25),
         fairness_min_support=_int("REVIEWFLOW_FAIRNESS_MIN_SUPPORT", 100),

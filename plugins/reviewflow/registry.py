@@ -316,6 +316,11 @@ def gate(
             f"{settings.fairness_max_f1_drop}, |DPPL| ≤ {settings.fairness_max_abs_dppl})"
         )
     f1 = challenger_eval["macro_f1"]
+    # A floor on quality: a model that says "positive" to everyone is "fair" by DPPL, yet useless.
+    good_enough = f1 >= settings.min_macro_f1
+    checks.append({"check": "quality floor", "passed": good_enough, "macro_f1": f1, "floor": settings.min_macro_f1})
+    if not good_enough:
+        reasons.append(f"test macro-F1 {f1:.4f} is below the floor {settings.min_macro_f1} (REVIEWFLOW_MIN_MACRO_F1)")
     if champion_entry is None:
         checks.append({"check": "performance", "passed": True, "detail": "no champion yet"})
         reasons.append(
@@ -360,6 +365,7 @@ def gate(
             "fairness_max_f1_drop": settings.fairness_max_f1_drop,
             "fairness_max_abs_dppl": settings.fairness_max_abs_dppl,
             "fairness_min_support": min_support,
+            "min_macro_f1": settings.min_macro_f1,
         },
     }
 

@@ -263,6 +263,12 @@ def test_gate_first_model_is_promoted_when_fair():
     assert any("no champion yet" in r for r in decision["reasons"])
 
 
+def test_gate_refuses_a_fair_but_useless_first_model():
+    decision = gate(CHALLENGER, fake_eval(0.3, facets=[("Tops", 400, 0.3)]), None, None, SETTINGS)
+    assert not decision["promote"] and decision["status"] == "refused"
+    assert any("below the floor 0.5" in r for r in decision["reasons"])
+
+
 def test_gate_refuses_an_unfair_first_model_with_reasons():
     unfair = fake_eval(0.7, facets=[("Jackets", 80, 0.50), ("Trend", 10, 0.1)], dppl=[("<25", 1, 0.31, 120)])
     decision = gate(CHALLENGER, unfair, None, None, SETTINGS)
@@ -276,7 +282,8 @@ def test_gate_refuses_an_unfair_first_model_with_reasons():
 def test_gate_needs_the_margin_over_the_champion_on_the_same_split():
     close = gate(CHALLENGER, fake_eval(0.665), CHAMPION, fake_eval(0.66), SETTINGS)
     assert not close["promote"] and "does not beat" in " ".join(close["reasons"])
-    assert close["champion"]["macro_f1"] == 0.66 and close["checks"][1]["gain"] == pytest.approx(0.005)
+    performance = next(c for c in close["checks"] if c["check"] == "performance")
+    assert close["champion"]["macro_f1"] == 0.66 and performance["gain"] == pytest.approx(0.005)
     better = gate(CHALLENGER, fake_eval(0.69), CHAMPION, fake_eval(0.66), SETTINGS)
     assert better["promote"] and "beats champion tfidf v1" in " ".join(better["reasons"])
     unfair_better = gate(CHALLENGER, fake_eval(0.69, dppl=[("65+", -1, -0.4, 80)]), CHAMPION, fake_eval(0.6), SETTINGS)
