@@ -15,8 +15,9 @@ Runs when `reviews_ingest` updates the **curated_reviews** asset (or by hand for
 `airflow dags test reviews_bias_report 2024-01-03`, or trigger with `{"dt": "2024-01-03"}`).
 
 **Report date D**: the partition date each triggering asset event carries (`extra.dt`; several
-events make one report per date, and any ingested date still without a report is added), else the `dt` param, else the run's logical date, else its
-`run_after` (asset-triggered runs have no logical date).
+events make one report per date, and any ingested date still without a report is added), else
+the `dt` param, else the run's logical date, else its `run_after` (asset-triggered runs have no
+logical date).
 
 For D, one SQL aggregate (`include/sql/bias_counts.sql`, on DuckDB locally, Athena on AWS) counts
 reviews per department, class, division, age band and sentiment, for two scopes: **cumulative**

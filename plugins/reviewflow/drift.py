@@ -133,6 +133,7 @@ def champion_reference(lake, champion: dict) -> dict:
     """
     from reviewflow.lake import read_json, write_json
     from reviewflow.registry import load_predictor, model_prefix
+    from reviewflow.score import LABELS
     from reviewflow.training_data import read_dataset_uri
 
     key = model_prefix(champion["model_name"], champion["version"]) + REFERENCE
@@ -141,7 +142,7 @@ def champion_reference(lake, champion: dict) -> dict:
     dataset = read_dataset_uri(champion["dataset_uri"])
     validation = dataset[dataset["split"] == "validation"]
     probabilities = load_predictor(champion)(validation["text"].tolist())
-    predicted = pd.Series(np.array([-1, 0, 1])[np.asarray(probabilities).argmax(axis=1)])
+    predicted = pd.Series(LABELS[np.asarray(probabilities).argmax(axis=1)])
     profile = reference_profile(
         validation["text"].reset_index(drop=True), predicted, validation["department_name"].reset_index(drop=True)
     )
