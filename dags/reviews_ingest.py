@@ -58,20 +58,28 @@ def reviews_ingest():
 
     @task(multiple_outputs=False, outlets=[CURATED_REVIEWS])
     def curate(file_reports: list[dict]) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
         from reviewflow.catalog import get_catalog
-        from reviewflow.curate import curate_partition
+        from reviewflow.curate import AccountingError, curate_partition
         from reviewflow.lake import get_lake
 
         context = get_current_context()
-        summary = curate_partition(
-            get_lake(),
-            get_catalog(),
-            context["ds"],
-            [file_reports[i] for i in range(len(file_reports))],
-            context["run_id"],
-        )
+        try:
+            summary = curate_partition(
+                get_lake(),
+                get_catalog(),
+                context["ds"],
+                [file_reports[i] for i in range(len(file_reports))],
+                context["run_id"],
+            )
+        except AccountingError as exc:  # deterministic: a retry would only repeat it
+            raise AirflowFailException(str(exc)) from exc
         context["outlet_events"][CURATED_REVIEWS].extra = {"dt": summary["dt"], "rows": summary["rows_curated"]}
-        return {k: summary[k] for k in ("dt", "rows_in", "rows_curated", "rows_quarantined", "curated_uri")}
+        return {
+            k: summary[k]
+            for k in ("dt", "rows_in", "rows_curated", "rows_quarantined", "rows_duplicate", "curated_uri")
+        }
 
     curate(validate.expand(manifest=crawl()))
 

@@ -66,7 +66,7 @@ def collect_labels(lake: Lake) -> dict:
             log.error("%s: quarantined whole: %s", key, exc)
             files.append({"file": name, "rows_in": None, "valid": 0, "quarantined": None, "reason": str(exc)})
             continue
-        failures = validate_frame(typed, f"labels-{PurePosixPath(name).stem}", suite=labels_suite())["row_failures"]
+        failures = validate_frame(typed, f"labels-{PurePosixPath(name).stem}", suite_factory=labels_suite)["row_failures"]
         bad = typed.index.isin(list(failures))
         if bad.any():
             rejected = typed[bad].assign(

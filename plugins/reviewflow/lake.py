@@ -2,16 +2,24 @@
 
 Keys are relative, '/'-separated paths under the lake root (e.g.
 ``curated/reviews/dt=2024-01-01/part-0.parquet``). Writes are atomic: a temp file then
-``os.replace`` locally, a single PUT on S3, so a reader never sees half a file.
+``os.replace`` locally, a single PUT on S3, so a reader never sees half a file. Local temp files
+live in ``<root>/.tmp/`` (same filesystem, short names), never inside a partition, so a process
+killed mid-write leaves nothing a partition listing or ``read_parquet('dt=*/*')`` would see.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import shutil
 import tempfile
+import uuid
+from collections.abc import Generator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+
+from reviewflow.faults import maybe_crash
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,7 +33,11 @@ class Lake(Protocol):
     def read_bytes(self, key: str) -> bytes: ...
     def write_bytes(self, key: str, data: bytes) -> str: ...
     def list(self, prefix: str) -> list[str]: ...
+    def delete(self, key: str) -> None: ...
     def delete_prefix(self, prefix: str) -> int: ...
+    def copy(self, src: str, dst: str) -> None: ...
+    def put_file(self, local_path: str, key: str) -> str: ...
+    def local_path(self, key: str): ...  # context manager: a local file holding the key's bytes
 
 
 def dt_prefix(zone: str, dt: str) -> str:
@@ -33,9 +45,17 @@ def dt_prefix(zone: str, dt: str) -> str:
     return f"{zone.strip('/')}/dt={dt}/"
 
 
+TMP_DIR = ".tmp"  # local temp files, outside every zone
+
+
 class LocalLake:
     def __init__(self, root: str):
         self.root = str(Path(root).resolve())
+
+    def _temp_path(self) -> Path:
+        tmp = Path(self.root) / TMP_DIR
+        tmp.mkdir(parents=True, exist_ok=True)
+        return tmp / f"{uuid.uuid4().hex}.tmp"
 
     def path(self, key: str) -> Path:
         return Path(self.root) / key
@@ -49,30 +69,58 @@ class LocalLake:
     def read_bytes(self, key: str) -> bytes:
         return self.path(key).read_bytes()
 
-    def write_bytes(self, key: str, data: bytes) -> str:
+    def _commit(self, tmp: Path, key: str) -> str:
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            maybe_crash(f"write:{key}")
             os.replace(tmp, target)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
         return str(target)
 
+    def write_bytes(self, key: str, data: bytes) -> str:
+        tmp = self._temp_path()
+        try:
+            tmp.write_bytes(data)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return self._commit(tmp, key)
+
+    def put_file(self, local_path: str, key: str) -> str:
+        tmp = self._temp_path()
+        try:
+            shutil.copyfile(local_path, tmp)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return self._commit(tmp, key)
+
+    def copy(self, src: str, dst: str) -> None:
+        self.put_file(str(self.path(src)), dst)
+
+    @contextmanager
+    def local_path(self, key: str) -> Generator[str, None, None]:
+        yield str(self.path(key))
+
     def list(self, prefix: str) -> list[str]:
+        """Every file under prefix, dot files included (only the lake's own temp area is hidden)."""
         base = self.path(prefix)
         if base.is_file():
             return [prefix]
         if not base.exists():
             return []
+        tmp = Path(self.root) / TMP_DIR
         return sorted(
             str(p.relative_to(self.root)).replace(os.sep, "/")
             for p in base.rglob("*")
-            if p.is_file() and not p.name.startswith(".")
+            if p.is_file() and tmp not in p.parents
         )
+
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
 
     def delete_prefix(self, prefix: str) -> int:
         keys = self.list(prefix)
@@ -110,15 +158,38 @@ class S3Lake:
         try:
             self.client.head_object(Bucket=self.bucket, Key=self._key(key))
             return True
-        except ClientError:
-            return False
+        except ClientError as exc:
+            # Only "not found" means missing; a 403 (or anything else) must not read as "no such key".
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
 
     def read_bytes(self, key: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
 
     def write_bytes(self, key: str, data: bytes) -> str:
+        maybe_crash(f"write:{key}")
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
         return self.uri(key)
+
+    def put_file(self, local_path: str, key: str) -> str:
+        maybe_crash(f"write:{key}")
+        self.client.upload_file(local_path, self.bucket, self._key(key))  # multipart for big files
+        return self.uri(key)
+
+    def copy(self, src: str, dst: str) -> None:
+        maybe_crash(f"write:{dst}")
+        self.client.copy({"Bucket": self.bucket, "Key": self._key(src)}, self.bucket, self._key(dst))
+
+    @contextmanager
+    def local_path(self, key: str) -> Generator[str, None, None]:
+        with tempfile.TemporaryDirectory(prefix="reviewflow-") as tmp:
+            path = os.path.join(tmp, "object")
+            self.client.download_file(self.bucket, self._key(key), path)  # streams to disk
+            yield path
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
     def list(self, prefix: str) -> list[str]:
         strip = len(self.prefix) + 1 if self.prefix else 0
@@ -181,5 +252,5 @@ def replace_partition(lake: Lake, prefix: str, files: dict[str, bytes]) -> list[
     keep = {prefix + name for name in files}
     for key in lake.list(prefix):
         if key not in keep:
-            lake.delete_prefix(key)
+            lake.delete(key)
     return written

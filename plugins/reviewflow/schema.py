@@ -48,6 +48,9 @@ CURATED_COLUMNS = [
     "ingest_run",
 ]
 
+# Lineage written beside them: the physical line of the source file where the record starts.
+LINEAGE_COLUMNS = ["source_line"]
+
 DIVISIONS = ["General", "General Petite", "Initmates"]  # "Initmates": the source's own typo
 DEPARTMENTS = ["Tops", "Dresses", "Bottoms", "Intimate", "Jackets", "Trend"]
 CLASSES = [

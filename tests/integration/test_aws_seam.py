@@ -10,7 +10,7 @@ import pytest
 from reviewflow import sample_data
 from reviewflow.catalog import GlueCatalog, get_catalog
 from reviewflow.config import get_settings
-from reviewflow.crawl import crawl_partition
+from reviewflow.crawl import crawl_partition, file_id
 from reviewflow.curate import curate_partition
 from reviewflow.lake import S3Lake, get_lake, read_parquet
 from reviewflow.validate import validate_file
@@ -54,7 +54,7 @@ def test_ingest_on_s3_and_glue(s3_lake):
     assert summary["curated_uri"].startswith("s3://")
     curated = read_parquet(s3_lake, f"curated/reviews/dt={DT}/part-0.parquet")
     assert len(curated) == summary["rows_curated"]
-    assert s3_lake.exists(f"reports/quality/dt={DT}/day/index.html")
+    assert s3_lake.exists(f"reports/quality/dt={DT}/{file_id('day.csv')}/index.html")
     assert s3_lake.exists(f"raw/reviews/dt={DT}/day.csv")
 
     database = get_settings().database

@@ -10,9 +10,10 @@ import pytest
 
 from reviewflow import sample_data, schema
 from reviewflow.catalog import DuckDBCatalog
-from reviewflow.crawl import ROW_NUMBER, crawl_partition, detect_drift, read_review_file
+from reviewflow.crawl import crawl_partition, detect_drift, file_id
 from reviewflow.curate import AccountingError, check_accounting, curate_partition
 from reviewflow.lake import LocalLake, read_parquet
+from reviewflow.parse import parse_file
 from reviewflow.validate import validate_file
 
 DT = "2024-03-01"
@@ -42,6 +43,10 @@ def ingest(lake: LocalLake, dt: str = DT, run: str = "run-1") -> tuple[list[dict
     return manifests, reports, curate_partition(lake, catalog, dt, reports, run)
 
 
+def quarantined_rows(lake: LocalLake, name: str, dt: str = DT) -> pd.DataFrame:
+    return read_parquet(lake, f"quarantine/reviews/dt={dt}/rows/{file_id(name)}.parquet")
+
+
 @pytest.fixture
 def dirty_frame():
     frame = sample_data.generate_reviews(600, seed=7, dirty_share=0.3, with_labels=True)
@@ -51,21 +56,29 @@ def dirty_frame():
 
 def test_every_dirty_kind_is_quarantined_with_its_rule(lake_root, dirty_frame):
     lake = LocalLake(lake_root)
-    land(lake, "day.csv", sample_data.to_csv_bytes(dirty_frame.drop(columns="_dirty_kind")))
+    data = sample_data.to_csv_bytes(dirty_frame.drop(columns="_dirty_kind"))
+    land(lake, "day.csv", data)
     _, reports, summary = ingest(lake)
 
-    assert summary["rows_in"] == len(dirty_frame)
+    import csv
+
+    records = sum(1 for row in csv.reader(io.StringIO(data.decode())) if row) - 1  # counted apart from the parser
+    assert summary["rows_in"] == records
     assert summary["rows_in"] == summary["rows_curated"] + summary["rows_quarantined"]
-    quarantined = read_parquet(lake, f"quarantine/reviews/dt={DT}/rows/day.parquet")
-    reasons_by_row = dict(zip(quarantined[ROW_NUMBER], quarantined["reasons"], strict=True))
+    quarantined = quarantined_rows(lake, "day.csv")
+    reasons_by_record = dict(zip(quarantined["source_record"], quarantined["reasons"], strict=True))
     curated = read_parquet(lake, f"curated/reviews/dt={DT}/part-0.parquet")
 
     kinds = dirty_frame["_dirty_kind"].fillna("").tolist()
-    for row_number, kind in enumerate(kinds, start=1):
-        rule = EXPECTED_RULE.get(kind) if kind else None
-        if rule:
-            assert row_number in reasons_by_row, f"row {row_number} ({kind}) not quarantined"
-            assert any(rule in reason for reason in reasons_by_row[row_number]), (kind, reasons_by_row[row_number])
+    if records == len(kinds):  # record n is generated row n (no generated text split records)
+        for record, kind in enumerate(kinds, start=1):
+            rule = EXPECTED_RULE.get(kind) if kind else None
+            if rule:
+                assert record in reasons_by_record, f"record {record} ({kind}) not quarantined"
+                assert any(rule in reason for reason in reasons_by_record[record]), (kind, reasons_by_record[record])
+    for kind, rule in EXPECTED_RULE.items():
+        if rule and kind in kinds:
+            assert any(rule in r for reasons in quarantined["reasons"] for r in reasons), kind
     # duplicate ids quarantine both copies; everything else clean must be curated
     clean_rows = sum(1 for k in kinds if not EXPECTED_RULE.get(k))
     assert len(curated) <= clean_rows
@@ -74,7 +87,7 @@ def test_every_dirty_kind_is_quarantined_with_its_rule(lake_root, dirty_frame):
     if "unknown_category" in kinds:
         assert any("known set" in rule for rule in reports[0]["warnings"])
     assert reports[0]["data_docs"].endswith("index.html")
-    assert lake.exists(f"reports/quality/dt={DT}/day/index.html")
+    assert lake.exists(f"reports/quality/dt={DT}/{file_id('day.csv')}/index.html")
 
 
 def test_curated_columns_and_sentiment(lake_root):
@@ -83,7 +96,7 @@ def test_curated_columns_and_sentiment(lake_root):
     land(lake, "clean.csv", sample_data.to_csv_bytes(frame))
     ingest(lake)
     curated = read_parquet(lake, f"curated/reviews/dt={DT}/part-0.parquet")
-    assert list(curated.columns) == schema.CURATED_COLUMNS
+    assert list(curated.columns) == [*schema.CURATED_COLUMNS, *schema.LINEAGE_COLUMNS]
     assert len(curated) == 300
     assert curated["review_id"].is_unique
     expected = curated["rating"].map(lambda r: -1 if r <= 2 else 0 if r == 3 else 1)
@@ -128,34 +141,41 @@ def test_unreadable_and_wrong_schema_files_are_quarantined_whole(lake_root):
     by_file = {r["file"]: r for r in reports}
     assert by_file["binary.csv"]["status"] == "unreadable"
     assert "UTF-8" in by_file["binary.csv"]["reason"]
+    assert by_file["binary.csv"]["rows_in"] is None  # records unknown, and the report says so
+    assert summary["rows_in_unknown_files"] == ["binary.csv"]
     assert by_file["other.csv"]["status"] == "wrong_schema"
     assert "missing required columns" in by_file["other.csv"]["reason"]
     assert summary["rows_quarantined"] == 2  # other.csv's two rows; binary.csv has none to count
     assert summary["rows_curated"] == 20
     for name in ("binary.csv", "other.csv"):
-        assert lake.read_bytes(f"quarantine/reviews/dt={DT}/files/{name}") == lake.read_bytes(
-            f"landing/reviews/dt={DT}/{name}"
-        )
-        reason = json.loads(lake.read_bytes(f"quarantine/reviews/dt={DT}/files/{name}.reason.json"))
+        base = f"quarantine/reviews/dt={DT}/files/{file_id(name)}"
+        assert lake.read_bytes(base) == lake.read_bytes(f"landing/reviews/dt={DT}/{name}")
+        reason = json.loads(lake.read_bytes(f"{base}.reason.json"))
         assert reason["file"] == name and reason["reason"]
 
 
-def test_broken_quoting_keeps_the_rest_of_the_file():
+def test_broken_quoting_keeps_the_rest_of_the_file(tmp_path):
     data = (
         b",Clothing ID,Age,Title,Review Text,Rating,Recommended IND,Positive Feedback Count,"
         b"Division Name,Department Name,Class Name\n"
         b'0,1,30,Nice,"Fits well,\nlove it",5,1,0,General,Tops,Knits\n'
+        b"\n"
         b'1,2,31,Bad, title,"Too small",2,0,0,General,Tops,Knits\n'
         b'2,3,32,Ok,"Fine",3,1,0,General,Dresses,Dresses\n'
     )
-    parsed = read_review_file(data, "x.csv")
-    assert list(parsed.frame["source_row_id"]) == ["0", "2"]
-    assert list(parsed.frame[ROW_NUMBER]) == [1, 3]
-    assert parsed.frame["review_text"].iloc[0] == "Fits well,\nlove it"
-    assert len(parsed.bad_lines) == 1
-    bad = parsed.bad_lines[0]
-    assert bad["row_number"] == 2 and "expected 11 fields, saw 12" in bad["reason"]
-    assert bad["line"].startswith("1,2,31,Bad, title")
+    (tmp_path / "x.csv").write_bytes(data)
+    parsed, _ = parse_file(str(tmp_path / "x.csv"), "x.csv", str(tmp_path))
+    rows = pd.concat([pd.read_parquet(p) for p in parsed.rows_paths]).reset_index(drop=True)
+    lines = pd.read_parquet(parsed.lines_path)
+    assert parsed.rows_in == 3
+    assert list(rows["source_row_id"]) == ["0", "2"]
+    assert list(lines["_line"]) == [2, 6]  # physical lines: the blank line counts as a line
+    assert list(lines["_record"]) == [1, 3]
+    assert rows["review_text"].iloc[0] == "Fits well,\nlove it"
+    assert len(parsed.rejects) == 1
+    bad = parsed.rejects[0]
+    assert bad["_line"] == 5 and bad["_record"] == 2 and "too many columns" in bad["reason"]
+    assert bad["raw"].startswith("1,2,31,Bad, title")
 
 
 def test_schema_drift_detects_new_missing_renamed_and_retyped():
@@ -180,6 +200,8 @@ def test_drift_against_the_catalog_is_reported(lake_root):
     manifests, _, summary = ingest(lake, dt="2024-03-02")
     assert manifests[0]["drift_vs_catalog"]["new"] == ["channel"]
     assert summary["rows_curated"] == 30  # an extra column is drift to report, not a reason to reject
+    report = json.loads(lake.read_bytes("reports/ingest/dt=2024-03-02/schema_drift.json"))
+    assert report["files"][0]["file"] == "b.csv" and report["files"][0]["vs_catalog"]["new"] == ["channel"]
 
 
 def test_accounting_mismatch_fails_loudly():
