@@ -7,7 +7,7 @@ from datetime import timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 
 from reviewflow.assets import CURATED_REVIEWS
-from reviewflow.dag_defaults import DEFAULT_ARGS, start_date
+from reviewflow.dag_defaults import DEFAULT_ARGS, fail_fast, start_date
 
 DOC = """
 ### Class imbalance and bias report
@@ -28,6 +28,8 @@ pre-training metrics CI, DPL, KL, JS, LP, TVD, KS and CDDL (undefined values are
 Outputs: `reports/bias/dt=D/bias_report.json` and `bias_report.html` (charts, largest disparities
 first). Alerts (|DPL| > `REVIEWFLOW_BIAS_DPL_THRESHOLD`, |CI| > `REVIEWFLOW_BIAS_CI_THRESHOLD`) are
 logged as warnings; with `REVIEWFLOW_BIAS_FAIL_ON_ALERT=1` the task fails after writing the report.
+A date with no curated reviews is reported as such ("no reviews on D" for the partition scope).
+An impossible date (`2025-02-30`), bad settings or unreadable inputs fail at once, without retries.
 Param `cddl_groups` overrides the CDDL strata per facet, e.g. `{"department_name": "division_name"}`.
 """
 
@@ -65,9 +67,10 @@ def reviews_bias_report():
         from reviewflow.lake import get_lake
 
         context = get_current_context()
-        dates = dates_from(context)
-        if context.get("triggering_asset_events"):
-            dates = sorted(set(dates) | set(unreported_dates(get_lake())))
+        with fail_fast("choosing the report date"):  # e.g. dt=2025-02-30: fails at once, no retry
+            dates = dates_from(context)
+            if context.get("triggering_asset_events"):
+                dates = sorted(set(dates) | set(unreported_dates(get_lake())))
         return dates
 
     @task(multiple_outputs=False, map_index_template="{{ report_dt }}")
@@ -76,7 +79,8 @@ def reviews_bias_report():
 
         context = get_current_context()
         context["report_dt"] = dt
-        return run_bias_report(dt, cddl_groups=context["params"].get("cddl_groups") or None)
+        with fail_fast(f"the bias report for {dt}"):
+            return run_bias_report(dt, cddl_groups=context["params"].get("cddl_groups") or None)
 
     bias_report.expand(dt=report_dates())
 

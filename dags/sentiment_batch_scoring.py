@@ -8,7 +8,7 @@ from airflow.sdk import dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from reviewflow.assets import PREDICTIONS
-from reviewflow.dag_defaults import DEFAULT_ARGS, gpu_queue, start_date
+from reviewflow.dag_defaults import DEFAULT_ARGS, fail_fast, gpu_queue, start_date
 
 DOC = """
 ### Nightly batch scoring
@@ -24,6 +24,10 @@ For the run's date **D** (after `reviews_ingest` has curated D):
    **drift** (one per scored date): the date's inputs and predictions against the champion's
    training reference (PSI of predicted labels, text length, department mix; out-of-vocabulary
    share) into `reports/drift/dt=.../`; alerts are logged as warnings.
+
+A date with no curated reviews is scored as an empty day: an empty (typed) predictions partition,
+an empty review queue and a drift report that says "no reviews". Bad settings and unreadable
+inputs fail the task at once, without retries.
 
 Skips (does not fail) while no champion exists: run `sentiment_training` first.
 """
@@ -43,25 +47,36 @@ Skips (does not fail) while no champion exists: run `sentiment_training` first.
 def sentiment_batch_scoring():
     @task(multiple_outputs=False)
     def collect_labels() -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
         from reviewflow.labels import collect_labels as collect
+        from reviewflow.labels import is_transient
         from reviewflow.lake import get_lake
 
-        return collect(get_lake())
+        # Bad label files are quarantined inside collect() and never raise. What still raises
+        # is a storage hiccup (retried) or a bug / bad setup, which a retry would only repeat.
+        try:
+            return collect(get_lake())
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            raise AirflowFailException(f"collect_labels failed (not retried): {type(exc).__name__}: {exc}") from exc
 
     @task
     def plan() -> list[str]:
-        from airflow.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
 
         from reviewflow.catalog import get_catalog
         from reviewflow.registry import champion
         from reviewflow.score import unscored_partitions
 
-        if champion() is None:
-            raise AirflowSkipException("no champion model yet: run sentiment_training first")
-        context = get_current_context()
-        if context["dag_run"].run_type == "backfill":
-            return [context["ds"]]  # a backfill run rewrites exactly its date; nightly runs catch up
-        return unscored_partitions(get_catalog(), context["ds"])
+        with fail_fast("planning the dates to score"):
+            if champion() is None:
+                raise AirflowSkipException("no champion model yet: run sentiment_training first")
+            context = get_current_context()
+            if context["dag_run"].run_type == "backfill":
+                return [context["ds"]]  # a backfill run rewrites exactly its date; nightly runs catch up
+            return unscored_partitions(get_catalog(), context["ds"])
 
     @task(multiple_outputs=False, map_index_template="{{ dt }}", queue=gpu_queue())
     def score(dt: str) -> dict:
@@ -72,10 +87,11 @@ def sentiment_batch_scoring():
         from reviewflow.score import score_partition
 
         get_current_context()["dt"] = dt
-        entry = champion()
-        return score_partition(
-            get_lake(), get_catalog(), dt, load_predictor(entry), entry, get_settings().review_confidence_threshold
-        )
+        with fail_fast(f"scoring {dt}"):  # an empty day writes empty outputs; an unreadable one fails, no retry
+            entry = champion()
+            return score_partition(
+                get_lake(), get_catalog(), dt, load_predictor(entry), entry, get_settings().review_confidence_threshold
+            )
 
     @task(multiple_outputs=False, queue=gpu_queue())
     def drift_reference() -> str:
@@ -84,9 +100,10 @@ def sentiment_batch_scoring():
         from reviewflow.lake import get_lake
         from reviewflow.registry import champion, model_prefix
 
-        lake, entry = get_lake(), champion()
-        champion_reference(lake, entry)
-        return lake.uri(model_prefix(entry["model_name"], entry["version"]) + REFERENCE)
+        with fail_fast("the drift reference"):
+            lake, entry = get_lake(), champion()
+            champion_reference(lake, entry)
+            return lake.uri(model_prefix(entry["model_name"], entry["version"]) + REFERENCE)
 
     @task(multiple_outputs=False, map_index_template="{{ dt }}", outlets=[PREDICTIONS])
     def drift(scored: dict) -> dict:
@@ -95,9 +112,10 @@ def sentiment_batch_scoring():
 
         context = get_current_context()
         context["dt"] = scored["dt"]
-        report = drift_report(get_lake(), scored["dt"])
+        with fail_fast(f"the drift report for {scored['dt']}"):  # an empty day: a "no reviews" report
+            report = drift_report(get_lake(), scored["dt"])
         context["outlet_events"][PREDICTIONS].extra = {"dt": scored["dt"], "rows": scored["rows"]}
-        return {k: report.get(k) for k in ("dt", "model", "alerts", "uri", "skipped")}
+        return {k: report.get(k) for k in ("dt", "model", "alerts", "uri", "skipped", "message")}
 
     labels = collect_labels()
     dates = plan()

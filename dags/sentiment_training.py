@@ -11,7 +11,7 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 
 from reviewflow.assets import CHAMPION_MODEL
 from reviewflow.config import get_settings
-from reviewflow.dag_defaults import DEFAULT_ARGS, start_date
+from reviewflow.dag_defaults import DEFAULT_ARGS, fail_fast, start_date
 from reviewflow.operators.gpu_training import gpu_training_task
 
 SETTINGS = get_settings()  # env only at parse time: cheap, no Airflow Variables, no heavy imports
@@ -36,6 +36,9 @@ For the run's date **D** (after `reviews_ingest` has curated D):
 5. **approval** (only when `require_approval`): a human approves or rejects in the UI.
 6. **promote** moves the `champion` alias (emits the `champion_model` asset); **finalize**
    records the final decision.
+
+An empty latest day (no curated reviews on D) trains on the history up to D. No curated rows at
+all, bad settings or unreadable inputs fail the task at once, without retries.
 """
 
 
@@ -85,7 +88,8 @@ def sentiment_training():
 
         context = get_current_context()
         lake = get_lake()
-        summary = build(lake, context["ds"])
+        with fail_fast(f"building the dataset of {context['ds']}"):  # no curated rows, bad settings: no retry
+            summary = build(lake, context["ds"])
         version = version_for(context["ds"], context["run_id"])
         return {
             "dt": context["ds"],
@@ -100,7 +104,8 @@ def sentiment_training():
     def train_tfidf(built: dict) -> dict:
         from reviewflow.operators.gpu_training import run_entry_point
 
-        return run_entry_point("tfidf", built["dataset_uri"], built["outputs"]["tfidf"])
+        with fail_fast("training tfidf"):
+            return run_entry_point("tfidf", built["dataset_uri"], built["outputs"]["tfidf"])
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def want_bert() -> bool:
@@ -125,9 +130,10 @@ def sentiment_training():
         from reviewflow.lake import get_lake
         from reviewflow.registry import evaluate_and_register
 
-        return evaluate_and_register(
-            get_lake(), model_name, built["version"], built["dt"], get_current_context()["run_id"]
-        )
+        with fail_fast(f"evaluating {model_name}"):
+            return evaluate_and_register(
+                get_lake(), model_name, built["version"], built["dt"], get_current_context()["run_id"]
+            )
 
     @task(multiple_outputs=False, trigger_rule="all_done")  # a failed BERT run still lets the TF-IDF challenger through
     def gate(built: dict) -> dict:
@@ -139,9 +145,11 @@ def sentiment_training():
 
         context = get_current_context()
         lake = get_lake()
-        settings = replace(get_settings(), promote_margin=float(context["params"]["promote_margin"]))
-        candidates = run_candidates(lake, built["version"])
-        return run_gate(lake, candidates, read_parquet(lake, dataset_key(built["dt"])), context["run_id"], settings)
+        with fail_fast("the champion/challenger gate"):
+            settings = replace(get_settings(), promote_margin=float(context["params"]["promote_margin"]))
+            candidates = run_candidates(lake, built["version"])
+            dataset = read_parquet(lake, dataset_key(built["dt"]))
+            return run_gate(lake, candidates, dataset, context["run_id"], settings)
 
     @task.branch
     def route(decision: dict) -> list[str]:

@@ -242,101 +242,102 @@ def train(args) -> dict:
 
     history, best, stale, step, stop_reason = [], None, 0, 0, "completed"
     seen, running = 0, []
-    out_ctx = output_dir(args.output, log)
-    out = out_ctx.__enter__()
+    # the model dir: a local folder, or a temporary one uploaded to s3:// on success and removed either way
+    with output_dir(args.output, log) as out:
 
-    def evaluate_and_checkpoint(epoch: float) -> bool:
-        nonlocal best, stale
-        probs = batched_proba(
-            model, tokenizer, val_part["text"].tolist(), args.max_length, device, args.eval_batch_size
-        )
-        val = scores(y_val, probs.argmax(axis=1))
-        improved = best is None or val["macro_f1"] > best["val_macro_f1"] + 1e-6
-        record = {"step": step, "epoch": round(epoch, 3), "val_macro_f1": val["macro_f1"], "val_accuracy": val["accuracy"],
-                  "train_loss": float(np.mean(running)) if running else None, "elapsed_s": round(budget.elapsed, 1),
-                  "improved": improved}  # fmt: skip
-        history.append(record)
-        if improved:
-            best, stale = record, 0
-            model.save_pretrained(out)
-            tokenizer.save_pretrained(out)
-        else:
-            stale += 1
-        log(f"eval step {step}: val macro-F1 {val['macro_f1']:.4f} acc {val['accuracy']:.4f}"
-            f"{' (best, saved)' if improved else f' (no gain {stale}/{args.patience})'}")  # fmt: skip
-        model.train()
-        return stale >= args.patience
-
-    model.train()
-    last_eval_step = 0
-    for epoch in range(args.epochs):
-        for batch in loader:
-            batch = {k: v.to(device) for k, v in batch.items()}
-            labels = batch.pop("labels")
-            ctx = torch.autocast("cuda", dtype=amp_dtype) if amp_dtype else nullcontext()
-            with ctx:
-                logits = model(**batch).logits
-            loss = loss_fn(logits.float(), labels)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                scaler.step(optimizer)
-                scaler.update()
+        def evaluate_and_checkpoint(epoch: float) -> bool:
+            nonlocal best, stale
+            probs = batched_proba(
+                model, tokenizer, val_part["text"].tolist(), args.max_length, device, args.eval_batch_size
+            )
+            val = scores(y_val, probs.argmax(axis=1))
+            improved = best is None or val["macro_f1"] > best["val_macro_f1"] + 1e-6
+            record = {"step": step, "epoch": round(epoch, 3), "val_macro_f1": val["macro_f1"], "val_accuracy": val["accuracy"],
+                      "train_loss": float(np.mean(running)) if running else None, "elapsed_s": round(budget.elapsed, 1),
+                      "improved": improved}  # fmt: skip
+            history.append(record)
+            if improved:
+                best, stale = record, 0
+                model.save_pretrained(out)
+                tokenizer.save_pretrained(out)
             else:
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-            scheduler.step()
-            step += 1
-            seen += len(labels)
-            running = (running + [loss.item()])[-50:]
-            if step % args.log_every == 0 or step == 1:
-                log(f"epoch {epoch + 1}/{args.epochs} step {step}/{total_steps} loss {np.mean(running):.4f} "
-                    f"lr {scheduler.get_last_lr()[0]:.2e} {seen / max(budget.elapsed, 1e-9):.1f} samples/s "
-                    f"elapsed {budget.elapsed / 60:.1f} min")  # fmt: skip
-            if step % eval_every == 0:
-                last_eval_step = step
-                if evaluate_and_checkpoint(step / len(loader)):
-                    stop_reason = f"early stopping: no validation gain in {args.patience} evaluations"
+                stale += 1
+            log(f"eval step {step}: val macro-F1 {val['macro_f1']:.4f} acc {val['accuracy']:.4f}"
+                f"{' (best, saved)' if improved else f' (no gain {stale}/{args.patience})'}")  # fmt: skip
+            model.train()
+            return stale >= args.patience
+
+        model.train()
+        last_eval_step = 0
+        for epoch in range(args.epochs):
+            for batch in loader:
+                batch = {k: v.to(device) for k, v in batch.items()}
+                labels = batch.pop("labels")
+                ctx = torch.autocast("cuda", dtype=amp_dtype) if amp_dtype else nullcontext()
+                with ctx:
+                    logits = model(**batch).logits
+                loss = loss_fn(logits.float(), labels)
+                optimizer.zero_grad(set_to_none=True)
+                if scaler:
+                    scaler.scale(loss).backward()
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                    optimizer.step()
+                scheduler.step()
+                step += 1
+                seen += len(labels)
+                running = (running + [loss.item()])[-50:]
+                if step % args.log_every == 0 or step == 1:
+                    log(f"epoch {epoch + 1}/{args.epochs} step {step}/{total_steps} loss {np.mean(running):.4f} "
+                        f"lr {scheduler.get_last_lr()[0]:.2e} {seen / max(budget.elapsed, 1e-9):.1f} samples/s "
+                        f"elapsed {budget.elapsed / 60:.1f} min")  # fmt: skip
+                if step % eval_every == 0:
+                    last_eval_step = step
+                    if evaluate_and_checkpoint(step / len(loader)):
+                        stop_reason = f"early stopping: no validation gain in {args.patience} evaluations"
+                        break
+                if budget.spent():
+                    stop_reason = f"time budget of {args.max_minutes} min spent"
                     break
-            if budget.spent():
-                stop_reason = f"time budget of {args.max_minutes} min spent"
+            if stop_reason != "completed":
                 break
-        if stop_reason != "completed":
-            break
-    if last_eval_step != step or best is None:
-        evaluate_and_checkpoint(step / max(len(loader), 1))
-    train_seconds = budget.elapsed
-    log(f"training stopped ({stop_reason}) after {step} steps, {train_seconds / 60:.1f} min; best step {best['step']}")
-
-    # the best checkpoint, on the full validation and test splits
-    model = AutoModelForSequenceClassification.from_pretrained(out).to(device)
-    metrics = {
-        "model": "bert", "base_model": args.model_name_or_path, "device": str(device), "train_seconds": round(train_seconds, 2),
-        "train_rows": len(train_part), "train_rows_available": len(parts["train"]), "steps": step, "best_step": best["step"],
-        "epochs_run": round(step / max(len(loader), 1), 3), "stop_reason": stop_reason,
-        "budget": {"applied": on_budget, "max_train_samples": max_train, "max_minutes": args.max_minutes if on_budget else None,
-                   "max_eval_samples": args.max_eval_samples if on_budget else None},
-        "best_val_macro_f1_subset": best["val_macro_f1"],
-    }  # fmt: skip
-    for name in ("validation", "test"):
-        probs = batched_proba(
-            model, tokenizer, parts[name]["text"].tolist(), args.max_length, device, args.eval_batch_size
+        if last_eval_step != step or best is None:
+            evaluate_and_checkpoint(step / max(len(loader), 1))
+        train_seconds = budget.elapsed
+        log(
+            f"training stopped ({stop_reason}) after {step} steps, {train_seconds / 60:.1f} min; best step {best['step']}"
         )
-        metrics[name] = scores(to_index(parts[name]["label"]), probs.argmax(axis=1))
-        prediction_frame(parts[name], probs).to_parquet(out / f"{name}_predictions.parquet", index=False)
-    params = {k: v for k, v in vars(args).items()}
-    import transformers
 
-    meta = {"kind": "bert", "labels": LABELS, "classes": CLASS_NAMES, "max_length": args.max_length,
-            "base_model": args.model_name_or_path, "framework": f"transformers {transformers.__version__}, torch {torch.__version__}"}  # fmt: skip
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    (out / "params.json").write_text(json.dumps(params, indent=2))
-    (out / "model_meta.json").write_text(json.dumps(meta, indent=2))
-    (out / "training_log.json").write_text(json.dumps(history, indent=2))
-    out_ctx.__exit__(None, None, None)
+        # the best checkpoint, on the full validation and test splits
+        model = AutoModelForSequenceClassification.from_pretrained(out).to(device)
+        metrics = {
+            "model": "bert", "base_model": args.model_name_or_path, "device": str(device), "train_seconds": round(train_seconds, 2),
+            "train_rows": len(train_part), "train_rows_available": len(parts["train"]), "steps": step, "best_step": best["step"],
+            "epochs_run": round(step / max(len(loader), 1), 3), "stop_reason": stop_reason,
+            "budget": {"applied": on_budget, "max_train_samples": max_train, "max_minutes": args.max_minutes if on_budget else None,
+                       "max_eval_samples": args.max_eval_samples if on_budget else None},
+            "best_val_macro_f1_subset": best["val_macro_f1"],
+        }  # fmt: skip
+        for name in ("validation", "test"):
+            probs = batched_proba(
+                model, tokenizer, parts[name]["text"].tolist(), args.max_length, device, args.eval_batch_size
+            )
+            metrics[name] = scores(to_index(parts[name]["label"]), probs.argmax(axis=1))
+            prediction_frame(parts[name], probs).to_parquet(out / f"{name}_predictions.parquet", index=False)
+        params = {k: v for k, v in vars(args).items()}
+        import transformers
+
+        meta = {"kind": "bert", "labels": LABELS, "classes": CLASS_NAMES, "max_length": args.max_length,
+                "base_model": args.model_name_or_path, "framework": f"transformers {transformers.__version__}, torch {torch.__version__}"}  # fmt: skip
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        (out / "params.json").write_text(json.dumps(params, indent=2))
+        (out / "model_meta.json").write_text(json.dumps(meta, indent=2))
+        (out / "training_log.json").write_text(json.dumps(history, indent=2))
     log(
         f"test macro-F1 {metrics['test']['macro_f1']:.4f} accuracy {metrics['test']['accuracy']:.4f}; wrote {args.output}"
     )

@@ -69,21 +69,28 @@ def read_dataset(uri: str) -> pd.DataFrame:
 
 @contextmanager
 def output_dir(uri: str, log: Callable[[str], None]):
-    """Yield a local folder for the model; upload it afterwards (and ``log`` so) when ``uri`` is s3://."""
+    """Yield a local folder for the model; upload it afterwards (and ``log`` so) when ``uri`` is s3://.
+
+    For s3:// the folder is a temporary one (SageMaker's ``SM_MODEL_DIR`` when set, which SageMaker
+    owns): uploaded only when the body succeeds, and removed whether it succeeds or fails.
+    """
     if not uri.startswith("s3://"):
         Path(uri).mkdir(parents=True, exist_ok=True)
         yield Path(uri)
         return
-    local = Path(os.environ.get("SM_MODEL_DIR") or tempfile.mkdtemp(prefix="reviewflow-model-"))
-    local.mkdir(parents=True, exist_ok=True)
-    yield local
-    bucket, prefix = split_s3_uri(uri.rstrip("/") + "/")
-    client = s3_client()
-    for path in sorted(p for p in local.rglob("*") if p.is_file()):
-        client.upload_file(str(path), bucket, prefix + path.relative_to(local).as_posix())
-    log(f"uploaded {local} -> {uri}")
-    if not os.environ.get("SM_MODEL_DIR"):
-        shutil.rmtree(local, ignore_errors=True)
+    owned = not os.environ.get("SM_MODEL_DIR")
+    local = Path(tempfile.mkdtemp(prefix="reviewflow-model-") if owned else os.environ["SM_MODEL_DIR"])
+    try:
+        local.mkdir(parents=True, exist_ok=True)
+        yield local
+        bucket, prefix = split_s3_uri(uri.rstrip("/") + "/")
+        client = s3_client()
+        for path in sorted(p for p in local.rglob("*") if p.is_file()):
+            client.upload_file(str(path), bucket, prefix + path.relative_to(local).as_posix())
+        log(f"uploaded {local} -> {uri}")
+    finally:
+        if owned:
+            shutil.rmtree(local, ignore_errors=True)
 
 
 # -- splits, labels, scores, predictions ----------------------------------------------------

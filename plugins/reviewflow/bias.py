@@ -65,12 +65,19 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # -- the report date -----------------------------------------------------------------------
 
 
+class InvalidDateError(ValueError):
+    """A report date that is not a real YYYY-MM-DD calendar date (or no date at all): retrying cannot help."""
+
+
 def check_date(value: Any) -> str:
-    """A report date as 'YYYY-MM-DD' (a real calendar date), or ValueError."""
+    """A report date as 'YYYY-MM-DD' (a real calendar date), or InvalidDateError (a ValueError)."""
     text = str(value).strip() if value is not None else ""
     if not _DATE.match(text):
-        raise ValueError(f"not a YYYY-MM-DD date: {value!r}")
-    date.fromisoformat(text)  # rejects 2024-02-30
+        raise InvalidDateError(f"not a YYYY-MM-DD date: {value!r}")
+    try:
+        date.fromisoformat(text)
+    except ValueError as exc:  # 2025-02-30: the right shape, but no such day
+        raise InvalidDateError(f"{text!r} is not a calendar date ({exc}): give a real YYYY-MM-DD date") from exc
     return text
 
 
@@ -116,7 +123,10 @@ def report_dates(context: Mapping[str, Any]) -> list[str]:
         return sorted(dates)
     params = context.get("params") or {}
     if params.get("dt"):
-        return [check_date(params["dt"])]
+        try:
+            return [check_date(params["dt"])]
+        except InvalidDateError as exc:
+            raise InvalidDateError(f"the `dt` param: {exc}") from exc
     if context.get("ds"):
         return [check_date(context["ds"])]
     found = _as_date(context.get("logical_date"))
@@ -126,7 +136,7 @@ def report_dates(context: Mapping[str, Any]) -> list[str]:
     found = _as_date(getattr(dag_run, "run_after", None))
     if found:
         return [found]
-    raise ValueError("no report date: no asset event date, no `dt` param, no logical date and no run_after")
+    raise InvalidDateError("no report date: no asset event date, no `dt` param, no logical date and no run_after")
 
 
 def unreported_dates(lake: Lake) -> list[str]:
@@ -394,6 +404,8 @@ def build_report(
     scopes, distribution, metrics = {}, {}, []
     for scope, (column, where) in SCOPES.items():
         scopes[scope] = {"filter": where.format(dt=dt), "rows": int(counts[column].sum())}
+        if not scopes[scope]["rows"]:
+            scopes[scope]["message"] = no_reviews_message(scope, dt)
         distribution[scope] = label_distribution(counts, column)
         metrics.extend(scope_metrics(counts, scope, groups))
     return {
@@ -407,6 +419,11 @@ def build_report(
         "metrics": metrics,
         "alerts": find_alerts(metrics, dpl_threshold, ci_threshold, alert_min_rows),
     }
+
+
+def no_reviews_message(scope: str, dt: str) -> str:
+    """What a scope without rows says: an empty day is reported as such, never an error."""
+    return f"no reviews on {dt}" if scope == "partition" else f"no reviews up to {dt}"
 
 
 def compute_bias_report(
@@ -456,6 +473,9 @@ def run_bias_report(
     log.info("bias report for %s: %s rows (cumulative), %s rows (partition); %s, %s", report["dt"],
              report["scopes"]["cumulative"]["rows"], report["scopes"]["partition"]["rows"],
              written["json"], written["html"])  # fmt: skip
+    for scope, info in report["scopes"].items():
+        if info.get("message"):
+            log.info("bias report for %s, scope %s: %s", report["dt"], scope, info["message"])
     for alert in report["alerts"]:
         log.warning("bias alert: %s", alert["message"])
     if report["alerts"] and settings.bias_fail_on_alert:
@@ -469,6 +489,7 @@ def run_bias_report(
     return {
         "dt": report["dt"],
         "rows": {scope: info["rows"] for scope, info in report["scopes"].items()},
+        "messages": {scope: info["message"] for scope, info in report["scopes"].items() if info.get("message")},
         "metrics": len(report["metrics"]),
         "alerts": len(report["alerts"]),
         **written,

@@ -14,7 +14,7 @@ import io
 from collections import Counter
 from typing import Any
 
-from reviewflow.bias import FACETS, LABEL_VALUES, METRICS, SCOPES
+from reviewflow.bias import FACETS, LABEL_VALUES, METRICS, SCOPES, no_reviews_message
 
 LABEL_NAMES = {-1: "negative", 0: "neutral", 1: "positive"}
 LABEL_COLOURS = {-1: "#c0392b", 0: "#95a5a6", 1: "#27ae60"}
@@ -69,7 +69,7 @@ _TEMPLATE = """<!doctype html>
 
 {% for sc in scopes %}
 <h2>Scope: {{ sc.name }} <span class="muted">(<code>{{ sc.filter }}</code>, {{ "{:,}".format(sc.rows) }} reviews)</span></h2>
-{% if not sc.rows %}<p>No curated reviews in this scope: nothing to report.</p>{% else %}
+{% if not sc.rows %}<p class="ok"><strong>{{ sc.message | capitalize }}</strong>: no curated reviews in this scope, nothing to report.</p>{% else %}
 {% set o = sc.dist.overall %}
 <p>Overall: {% for label in labels %}{{ names[label] }} {{ fmt_share(o.shares.get(label|string)) }}
  ({{ "{:,}".format(o.counts.get(label|string, 0)) }}){{ ", " if not loop.last else "" }}{% endfor %};
@@ -259,7 +259,9 @@ def render_html(report: dict[str, Any], charts: bool = True) -> str:
                 "dpl": _dpl_chart(metrics, name, thresholds["dpl"]),
                 "ci": _ci_chart(metrics, name, thresholds["ci"]),
             }
-        scopes.append({"name": name, "filter": info["filter"], "rows": info["rows"], "dist": dist, "charts": pics})
+        message = info.get("message") or no_reviews_message(name, report["dt"])
+        scopes.append({"name": name, "filter": info["filter"], "rows": info["rows"], "message": message,
+                       "dist": dist, "charts": pics})  # fmt: skip
     undefined = Counter((m["metric"], m.get("reason", "undefined")) for m in metrics if m["value"] is None)
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     return env.from_string(_TEMPLATE).render(

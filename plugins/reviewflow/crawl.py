@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import logging
+import os
 import re
 import tempfile
 from pathlib import PurePosixPath
@@ -132,7 +133,7 @@ def infer_types(rows_paths: list[str], columns: list[str], sample: int = 100_000
     return types
 
 
-def _publish_staging(lake: Lake, dt: str, fid: str, parsed: Parsed) -> dict:
+def _publish_staging(lake: Lake, dt: str, fid: str, parsed: Parsed, source_path: str) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -144,6 +145,12 @@ def _publish_staging(lake: Lake, dt: str, fid: str, parsed: Parsed) -> dict:
     lines = f"{prefix}lines.parquet"
     lake.put_file(parsed.lines_path, lines)
     keys = {"rows": rows, "lines": lines}
+    if parsed.text_path:  # record spans point into this text: the raw copy itself, or its decoded form
+        if os.path.samefile(parsed.text_path, source_path):
+            keys["text"] = None
+        else:
+            keys["text"] = f"{prefix}source.txt"
+            lake.put_file(parsed.text_path, keys["text"])
     if parsed.rejects:
         with tempfile.NamedTemporaryFile(suffix=".parquet") as tmp:
             table = pa.table({
@@ -176,7 +183,7 @@ def crawl_file(lake: Lake, dt: str, key: str, catalog_columns: dict[str, str] | 
                 encoding=parsed.encoding, parser=parsed.parser, notes=parsed.notes, rejected=len(parsed.rejects),
                 drift_vs_contract=detect_drift(columns, EXPECTED_TYPES),
                 drift_vs_catalog=detect_drift(columns, catalog_columns) if catalog_columns else None,
-                staging=_publish_staging(lake, dt, fid, parsed),
+                staging=_publish_staging(lake, dt, fid, parsed, local),
             )  # fmt: skip
     except WrongSchema as exc:
         log.error("%s: wrong schema, quarantined whole: %s", key, exc)

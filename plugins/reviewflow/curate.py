@@ -20,7 +20,7 @@ from contextlib import ExitStack
 from reviewflow import schema
 from reviewflow.crawl import CRAWL_SUMMARY, RAW, STAGING
 from reviewflow.lake import Lake, dt_prefix, read_json, write_json
-from reviewflow.validate import QUALITY, QUARANTINE
+from reviewflow.validate import QUALITY, QUARANTINE, duckdb_session, sql_literal
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,34 @@ DUPLICATES = "duplicates"  # quarantine/reviews/dt=D/rows/duplicates.parquet: co
 
 class AccountingError(RuntimeError):
     """Records in != rows curated + rows quarantined: something was lost or duplicated."""
+
+
+def review_id(values: list) -> str:
+    """The content identity validate computes in SQL (md5 of the identity columns' source text)."""
+    import hashlib
+
+    text = "\x1f".join("" if v is None else str(v) for v in values)
+    return hashlib.md5(text.encode()).hexdigest()[:16]
+
+
+def to_curated(valid, source_file: str, ingest_run: str):
+    """Curated rows from an already valid, snake_case frame (fixtures, tools): same columns and ids."""
+    from reviewflow.validate import IDENTITY_COLUMNS
+
+    out = valid[schema.REQUIRED_COLUMNS].copy()
+    ids = [review_id(row) for row in out[IDENTITY_COLUMNS].itertuples(index=False, name=None)]
+    for column in schema.INTEGER_COLUMNS:
+        out[column] = out[column].astype("int64")
+    for column in schema.TEXT_COLUMNS:
+        out[column] = out[column].fillna("").astype(str)
+    out.insert(0, "review_id", ids)
+    out["sentiment"] = [schema.sentiment_from_rating(int(r)) for r in out["rating"]]
+    out["sentiment"] = out["sentiment"].astype("int64")
+    out["source_file"] = source_file
+    out["ingest_run"] = ingest_run
+    out["source_line"] = range(2, len(out) + 2)
+    out["source_line"] = out["source_line"].astype("int64")
+    return out[[*schema.CURATED_COLUMNS, *schema.LINEAGE_COLUMNS]].reset_index(drop=True)
 
 
 def curated_columns() -> dict[str, str]:
@@ -74,15 +102,12 @@ def _sweep(lake: Lake, prefix: str, keep: set[str]) -> int:
 
 def curate_partition(lake: Lake, catalog, dt: str, file_reports: list[dict], ingest_run: str) -> dict:
     """Write curated/reviews/dt=<dt>/ from the validated files, check accounting, register it."""
-    import duckdb
-
     reports = sorted(file_reports, key=lambda r: r["file"])
     out_cols = [*schema.CURATED_COLUMNS, *schema.LINEAGE_COLUMNS]
     with ExitStack() as stack:
         work = stack.enter_context(tempfile.TemporaryDirectory(prefix="curate-"))
-        con = stack.enter_context(duckdb.connect())
-        con.execute("SET enable_progress_bar = false")
-        con.execute(f"SET temp_directory = '{work}/duckdb-tmp'")
+        con = duckdb_session(work)
+        stack.callback(con.close)
         paths, order = [], []
         for n, report in enumerate(reports):
             for key in report.get("valid_keys") or []:
@@ -93,52 +118,50 @@ def curate_partition(lake: Lake, catalog, dt: str, file_reports: list[dict], ing
             con.execute("CREATE TABLE files (path VARCHAR, ord INTEGER)")
             con.executemany("INSERT INTO files VALUES (?, ?)", list(zip(paths, order, strict=True)))
             con.execute(
-                "CREATE TABLE today AS SELECT v.*, f.ord AS _ord FROM read_parquet($p, filename = true) v "
-                "JOIN files f ON v.filename = f.path",
-                {"p": paths},
+                f"CREATE VIEW today AS SELECT v.* EXCLUDE (filename), f.ord AS _ord "
+                f"FROM read_parquet({sql_literal(paths)}, filename = true) v JOIN files f ON v.filename = f.path"
             )
         else:
-            con.execute(f"CREATE TABLE today AS SELECT {typed_empty}, 0 AS _ord, '' AS filename LIMIT 0")
-        prior = []
-        for key in _prior_partitions(lake, dt):
-            prior.append(stack.enter_context(lake.local_path(key)))
+            con.execute(f"CREATE VIEW today AS SELECT {typed_empty}, 0 AS _ord LIMIT 0")
+        # Identity work on four small columns only; the wide rows are streamed once, at the COPY.
+        con.execute("CREATE TABLE keys AS SELECT review_id, _ord, source_line, source_file FROM today")
+        prior = [stack.enter_context(lake.local_path(key)) for key in _prior_partitions(lake, dt)]
         if prior:
             con.execute(
-                "CREATE TABLE prior AS SELECT DISTINCT review_id, "
-                "regexp_extract(filename, 'dt=([0-9-]+)', 1) AS prior_dt FROM read_parquet($p, filename = true) "
-                "WHERE review_id IN (SELECT review_id FROM today)",
-                {"p": prior},
+                "CREATE TABLE prior AS SELECT review_id, min(regexp_extract(filename, 'dt=([0-9-]+)', 1)) AS prior_dt "
+                f"FROM read_parquet({sql_literal(prior)}, filename = true) "
+                "WHERE review_id IN (SELECT review_id FROM keys) GROUP BY 1"
             )
-            # a review curated on several other dates points at the earliest
-            con.execute("CREATE TABLE prior1 AS SELECT review_id, min(prior_dt) AS prior_dt FROM prior GROUP BY 1")
         else:
-            con.execute("CREATE TABLE prior1 (review_id VARCHAR, prior_dt VARCHAR)")
+            con.execute("CREATE TABLE prior (review_id VARCHAR, prior_dt VARCHAR)")
         con.execute(
-            """CREATE TABLE ranked AS SELECT t.*, p.prior_dt,
-                   row_number() OVER (PARTITION BY t.review_id ORDER BY t._ord, t.source_line) AS _copy,
-                   first_value(t.source_file) OVER (PARTITION BY t.review_id ORDER BY t._ord, t.source_line) AS _first_file,
-                   first_value(t.source_line) OVER (PARTITION BY t.review_id ORDER BY t._ord, t.source_line) AS _first_line
-               FROM today t LEFT JOIN prior1 p USING (review_id)"""
+            """CREATE TABLE dupkeys AS
+               SELECT r._ord, r.source_line, CASE WHEN p.prior_dt IS NOT NULL
+                          THEN 'duplicate review: already curated on dt=' || p.prior_dt
+                          ELSE 'duplicate review: same review as ' || r.first_file || ' line ' || r.first_line END AS reason
+               FROM (SELECT *, row_number() OVER w AS n, first_value(source_file) OVER w AS first_file,
+                            first_value(source_line) OVER w AS first_line
+                     FROM keys WINDOW w AS (PARTITION BY review_id ORDER BY _ord, source_line)) r
+               LEFT JOIN prior p USING (review_id)
+               WHERE r.n > 1 OR p.prior_dt IS NOT NULL"""
         )
         select = ", ".join(f'"{c}"' if c != "ingest_run" else "CAST($run AS VARCHAR) AS ingest_run" for c in out_cols)
         local = os.path.join(work, PART)
         con.execute(
-            f"COPY (SELECT {select} FROM ranked WHERE _copy = 1 AND prior_dt IS NULL ORDER BY _ord, source_line) "
-            f"TO '{local}' (FORMAT parquet)",
+            f"COPY (SELECT {select} FROM today t WHERE NOT EXISTS "
+            "(SELECT 1 FROM dupkeys d WHERE d._ord = t._ord AND d.source_line = t.source_line) "
+            f"ORDER BY _ord, source_line) TO {sql_literal(local)} (FORMAT parquet)",
             {"run": ingest_run},
         )
         dups = con.execute(
-            f"""SELECT source_file, source_line, NULL::BIGINT AS source_record,
-                   [CASE WHEN prior_dt IS NOT NULL
-                         THEN 'duplicate review: already curated on dt=' || prior_dt
-                         ELSE 'duplicate review: same review as ' || _first_file || ' line ' || _first_line END] AS reasons,
-                   '' AS raw, {", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in schema.REQUIRED_COLUMNS)}, review_id
-               FROM ranked WHERE NOT (_copy = 1 AND prior_dt IS NULL) ORDER BY _ord, source_line"""
+            f"""SELECT source_file, source_line, NULL::BIGINT AS source_record, [d.reason] AS reasons, '' AS raw,
+                   {", ".join(f'CAST(t."{c}" AS VARCHAR) AS "{c}"' for c in schema.REQUIRED_COLUMNS)}, review_id
+               FROM today t JOIN dupkeys d USING (_ord, source_line) ORDER BY _ord, source_line"""
         ).df()
         curated_by_file = dict(
-            con.execute(f"SELECT source_file, count(*) FROM read_parquet('{local}') GROUP BY 1").fetchall()
+            con.execute(f"SELECT source_file, count(*) FROM read_parquet({sql_literal(local)}) GROUP BY 1").fetchall()
         )
-        rows_curated = con.execute(f"SELECT count(*) FROM read_parquet('{local}')").fetchone()[0]
+        rows_curated = sum(curated_by_file.values())
         lake.put_file(local, dt_prefix(CURATED, dt) + PART)
 
     prefix = dt_prefix(CURATED, dt)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 DEFAULT_ARGS = {
@@ -29,3 +30,54 @@ def gpu_queue() -> str:
     from reviewflow.config import get_settings
 
     return GPU_QUEUE if get_settings().gpu_backend == "celery" else "default"
+
+
+# -- fail fast on deterministic errors -------------------------------------------------------
+
+
+def deterministic_errors() -> tuple[type[BaseException], ...]:
+    """Errors a retry cannot fix: the same settings and the same input fail the same way.
+
+    Bad settings (``ConfigError``), a bad report date, an empty training dataset, and inputs that
+    cannot be read (a missing file, a corrupt parquet or JSON file, a table that does not exist).
+    Imported when an error is being mapped, never at DAG parse time.
+    """
+    import json
+
+    import duckdb
+    import pyarrow
+
+    from reviewflow.bias import InvalidDateError
+    from reviewflow.config import ConfigError
+    from reviewflow.training_data import EmptyDatasetError
+
+    return (
+        ConfigError,
+        InvalidDateError,
+        EmptyDatasetError,
+        FileNotFoundError,
+        json.JSONDecodeError,
+        UnicodeDecodeError,
+        pyarrow.ArrowInvalid,  # not a parquet file, or a broken one
+        duckdb.InvalidInputException,  # the same, read through the SQL engine
+        duckdb.CatalogException,  # the table or view the query reads does not exist
+    )
+
+
+@contextmanager
+def fail_fast(what: str = "task"):
+    """Turn deterministic errors into ``AirflowFailException``: the task fails at once, without retries.
+
+    Use it around a task body (``with fail_fast("build the dataset"):``) or as a decorator; any
+    other error (a lost connection, a killed worker) still propagates as it is and is retried.
+    """
+    try:
+        yield
+    except Exception as exc:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        if isinstance(exc, AirflowFailException) or not isinstance(exc, deterministic_errors()):
+            raise
+        raise AirflowFailException(
+            f"{what} failed: {type(exc).__name__}: {exc} (not retried: the same settings and input fail the same way)"
+        ) from exc

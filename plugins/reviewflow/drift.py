@@ -164,18 +164,28 @@ def drift_report(lake, dt: str, settings=None) -> dict:
     if champion is None or not lake.list(dt_prefix(PREDICTIONS, dt)):
         log.info("dt=%s: no champion or no predictions, no drift report", dt)
         return {"dt": dt, "skipped": "no champion or no predictions for the date"}
+    model = f"{champion['model_name']}:{champion['version']}"
     # Per-day frames are one partition each: bounded by the day's size, not the lake's.
     predictions = read_parquet(lake, dt_prefix(PREDICTIONS, dt) + "part-0.parquet")
-    curated = read_parquet(lake, dt_prefix(CURATED, dt) + "part-0.parquet")
+    if predictions.empty:
+        return write_empty_report(lake, dt, model)
+    curated_key = dt_prefix(CURATED, dt) + "part-0.parquet"
+    if not lake.exists(curated_key):
+        raise FileNotFoundError(f"{lake.uri(curated_key)}: {len(predictions)} predictions for {dt} but no curated file")
+    curated = read_parquet(lake, curated_key)
     day = curated[["review_id", "title", "review_text", "department_name"]].merge(
         predictions[["review_id", "sentiment_pred"]], on="review_id", how="inner"
     )
+    if day.empty:
+        raise ValueError(
+            f"dt={dt}: none of the {len(predictions)} predictions matches a curated review of the date "
+            "(rescore the date: its predictions are stale)"
+        )
     reference = champion_reference(lake, champion)
     current = profile_of(
         pd.Series(review_texts(day), dtype=object), day["sentiment_pred"], day["department_name"], reference
     )
     result = compare(reference, current, settings.drift_psi_threshold)
-    model = f"{champion['model_name']}:{champion['version']}"
     report = {"dt": dt, "model": model, "reference_rows": reference["rows"], "current": current, **result}
     for alert in result["alerts"]:
         log.warning(
@@ -187,6 +197,37 @@ def drift_report(lake, dt: str, settings=None) -> dict:
         {
             "drift_report.json": json.dumps(report, indent=2).encode(),
             "drift_report.html": render_html(dt, model, reference, current, result).encode(),
+        },
+    )
+    report["uri"] = lake.uri(prefix + "drift_report.html")
+    return report
+
+
+def no_reviews_message(dt: str) -> str:
+    return f"no reviews on {dt}: nothing to compare with the reference (no PSI on empty data, no alert)"
+
+
+def render_empty_html(dt: str, model: str) -> str:
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Drift {dt}</title><style>
+body{{font-family:sans-serif;margin:2em;max-width:60em}}</style></head><body><h1>Drift report {dt}</h1>
+<p>Champion: {html.escape(model)}; rows scored: 0.</p><p><strong>{html.escape(no_reviews_message(dt))}.</strong></p>
+</body></html>"""
+
+
+def write_empty_report(lake, dt: str, model: str) -> dict:
+    """An empty day's drift report: it says "no reviews", computes no PSI and raises no alert."""
+    from reviewflow.lake import dt_prefix, replace_partition
+
+    prefix = dt_prefix(DRIFT, dt)
+    report = {"dt": dt, "model": model, "rows": 0, "no_reviews": True, "message": no_reviews_message(dt),
+              "checks": [], "alerts": []}  # fmt: skip
+    log.info("dt=%s: %s", dt, report["message"])
+    replace_partition(
+        lake,
+        prefix,
+        {
+            "drift_report.json": json.dumps(report, indent=2).encode(),
+            "drift_report.html": render_empty_html(dt, model).encode(),
         },
     )
     report["uri"] = lake.uri(prefix + "drift_report.html")

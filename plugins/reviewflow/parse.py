@@ -43,6 +43,7 @@ from reviewflow import schema
 log = logging.getLogger(__name__)
 
 LINE, RECORD = "_line", "_record"
+START, END = "_start", "_end"  # the record's byte span in the parsed text (-1: not known)
 FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl",
            ".parquet": "parquet"}  # fmt: skip
 COMPRESSIONS = {".gz": "gzip", ".gzip": "gzip"}
@@ -76,6 +77,7 @@ class Parsed:
     rejects: list[dict] = field(default_factory=list)  # {_line, _record, raw, reason}
     encoding: str = "utf-8"
     parser: str = ""
+    text_path: str | None = None  # the decoded, decompressed text that _start/_end point into
     notes: list[str] = field(default_factory=list)
 
 
@@ -142,21 +144,34 @@ def scan_bytes(path: str) -> tuple[str, int | None]:
 
 
 def detect_encoding(sample: bytes) -> str | None:
-    """An encoding charset-normalizer is confident about (western code pages preferred), else None."""
+    """An encoding charset-normalizer finds plausible, else None.
+
+    Review exports that are not UTF-8 are, in practice, Windows "ANSI" (cp1252) or latin-1, and
+    on short samples charset-normalizer's ranking between code pages is close to a coin toss
+    (cp1257 vs cp1250 vs cp1252 differ by a point of "chaos"). So a western code page wins
+    whenever it decodes the bytes and is among the plausible candidates.
+    """
     import charset_normalizer
 
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            text = sample[: len(sample) // 2 * 2].decode("utf-16")
+        except UnicodeDecodeError:
+            return None
+        printable = sum(ch.isprintable() or ch in "\r\n\t" for ch in text)
+        return "utf-16" if len(sample) % 2 == 0 and text and printable / len(text) > 0.95 else None
     if b"\x00" in sample:
         return None  # binary, or UTF-16 without a BOM: not a review file we can trust
-    matches = list(charset_normalizer.from_bytes(sample))
+    matches = [m for m in charset_normalizer.from_bytes(sample) if m.percent_chaos <= 10]
     if not matches:
         return None
-    best = min(m.percent_chaos for m in matches)
-    if best > 10:
-        return None
     for wanted in PREFERRED_ENCODINGS:
-        for m in matches:
-            if wanted in m.could_be_from_charset and m.percent_chaos <= best + 0.5:
-                return wanted
+        try:
+            sample.decode(wanted)
+        except UnicodeDecodeError:
+            continue
+        if any(wanted in m.could_be_from_charset for m in matches):
+            return wanted
     return matches[0].encoding
 
 
@@ -386,7 +401,7 @@ def _duckdb_csv(source, work, header, columns, recs: Records, kept, record_no) -
             f"COPY (SELECT {select} FROM read_csv(?, columns = $spec, header = true, auto_detect = false, "
             "delim = ',', quote = '\"', escape = '\"', strict_mode = true, store_rejects = true, "
             "null_padding = false, all_varchar = true, encoding = 'utf-8')) TO "
-            f"'{rows_path}' (FORMAT parquet)".replace("?", "$path"),
+            f"'{rows_path}' (FORMAT parquet, COMPRESSION lz4_raw)".replace("?", "$path"),
             {"spec": spec, "path": source},
         )
         errors = con.execute(
@@ -416,8 +431,13 @@ def _duckdb_csv(source, work, header, columns, recs: Records, kept, record_no) -
     lines_path = os.path.join(work, "lines.parquet")
     pq.write_table(
         pa.table(
-            {LINE: recs.line[kept][accepted].astype(np.int64), RECORD: record_no[kept][accepted].astype(np.int64)}
-        ),
+            {
+                LINE: recs.line[kept][accepted].astype(np.int64),
+                RECORD: record_no[kept][accepted].astype(np.int64),
+                START: recs.start[kept][accepted].astype(np.int64),
+                END: recs.end[kept][accepted].astype(np.int64),
+            }
+        ),  # fmt: skip
         lines_path,
     )
     rejects = [
@@ -444,7 +464,7 @@ def _python_csv(source, work, header, columns) -> Parsed:
     with (
         open(source, encoding="utf-8", errors="replace", newline="") as fh,
         pq.ParquetWriter(rows_path, rows_schema) as rows_out,
-        pq.ParquetWriter(lines_path, pa.schema([(LINE, pa.int64()), (RECORD, pa.int64())])) as lines_out,
+        pq.ParquetWriter(lines_path, pa.schema([(c, pa.int64()) for c in (LINE, RECORD, START, END)])) as lines_out,
     ):
         reader = csv.reader(fh)
         next(reader, None)
@@ -456,7 +476,8 @@ def _python_csv(source, work, header, columns) -> Parsed:
             if batch:
                 cols = list(zip(*batch, strict=True))
                 rows_out.write_table(pa.table(dict(zip(columns, cols, strict=True)), schema=rows_schema))
-                lines_out.write_table(pa.table({LINE: [a for a, _ in nums], RECORD: [b for _, b in nums]}))
+                lines_out.write_table(pa.table({LINE: [a for a, _ in nums], RECORD: [b for _, b in nums],
+                                                START: [-1] * len(nums), END: [-1] * len(nums)}))  # fmt: skip
                 batch.clear()
                 nums.clear()
 
@@ -493,7 +514,8 @@ def _remap_lines(parsed: Parsed, recs: Records, kept, record_no) -> None:
 
     table = pq.read_table(parsed.lines_path)
     mapped = [orig(x) for x in table.column(LINE).to_pylist()]
-    pq.write_table(pa.table({LINE: [a for a, _ in mapped], RECORD: [b for _, b in mapped]}), parsed.lines_path)
+    pq.write_table(pa.table({LINE: [a for a, _ in mapped], RECORD: [b for _, b in mapped],
+                             START: [-1] * len(mapped), END: [-1] * len(mapped)}), parsed.lines_path)  # fmt: skip
     for r in parsed.rejects:
         r[LINE], r[RECORD] = orig(r[LINE])
 
@@ -531,9 +553,11 @@ def parse_jsonl(path: str, work: str) -> Parsed:
         rows_paths.append(p)
         batch.clear()
 
-    with open(path, encoding="utf-8", errors="strict", newline="") as fh:
-        for line_no, text in enumerate(fh, start=1):
-            text = text.strip().lstrip("\ufeff")
+    offset = 0
+    with open(path, "rb") as fh:
+        for line_no, data in enumerate(fh, start=1):
+            start, offset = offset, offset + len(data)
+            text = data.decode("utf-8", errors="replace").strip().lstrip("\ufeff")
             if not text:
                 continue
             n += 1
@@ -553,7 +577,7 @@ def parse_jsonl(path: str, work: str) -> Parsed:
                     names[key] = column
                 row[names[key]] = _stringify(value)
             batch.append(row)
-            nums.append((line_no, n))
+            nums.append((line_no, n, start, offset))
             if len(batch) >= BATCH_ROWS:
                 flush()
     flush()
@@ -564,7 +588,9 @@ def parse_jsonl(path: str, work: str) -> Parsed:
     if missing:
         raise WrongSchema(f"wrong schema: missing required columns {missing}; found {list(names)}", rows_in=n)
     lines_path = os.path.join(work, "lines.parquet")
-    pq.write_table(pa.table({LINE: [a for a, _ in nums], RECORD: [b for _, b in nums]}), lines_path)
+    pq.write_table(pa.table(dict(zip((LINE, RECORD, START, END), map(list, zip(*nums, strict=True)), strict=True)))
+                   if nums else pa.table({c: pa.array([], pa.int64()) for c in (LINE, RECORD, START, END)}),
+                   lines_path)  # fmt: skip
     return Parsed(n, columns, list(names), rows_paths, lines_path, rejects, parser="json")
 
 
@@ -596,7 +622,8 @@ def parse_parquet(path: str, work: str) -> Parsed:
         rows_paths.append(p)
     lines_path = os.path.join(work, "lines.parquet")
     numbers = np.arange(1, n + 1, dtype=np.int64)
-    pq.write_table(pa.table({LINE: numbers, RECORD: numbers}), lines_path)
+    none = np.full(n, -1, dtype=np.int64)
+    pq.write_table(pa.table({LINE: numbers, RECORD: numbers, START: none, END: none}), lines_path)
     return Parsed(n, columns, header, rows_paths, lines_path, [], parser="parquet")
 
 
@@ -617,4 +644,5 @@ def parse_file(path: str, name: str, work: str) -> tuple[Parsed, dict]:
         facts["encoding"] = encoding
         parsed = parse_csv(text, work) if fmt == "csv" else parse_jsonl(text, work)
         parsed.encoding = encoding
+        parsed.text_path = text
     return parsed, facts

@@ -202,16 +202,25 @@ def _make_dirty(frame: pd.DataFrame, row: int, kind: str, rng: np.random.Generat
 
 
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
-    """The Kaggle CSV shape; a `broken_quoting` row (a title with a comma) is written unquoted."""
+    """The Kaggle CSV shape: a header, then exactly one CSV record per row of ``frame``.
+
+    Every field is quoted as the csv module quotes it (multi-line review texts included), so
+    Python's ``csv.reader`` reads N records of 11 fields from N rows, with one deliberate exception:
+    a `broken_quoting` row (title ``"Nice, but"``) has its title written unquoted. It is still
+    exactly **one** record (its other fields are quoted properly, so a multi-line text stays inside
+    it), but a malformed one of **12 fields**: the unquoted comma splits the title in two. So a file
+    of N rows, B of them broken_quoting, holds N records: N - B of 11 fields and B of 12.
+    """
     out = io.StringIO()
+    # One writer for every record. Its line terminator must be "\n": the csv module quotes a field
+    # holding a character of the terminator, so this is what quotes the multi-line review texts.
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     for row in frame[COLUMNS].itertuples(index=False, name=None):
         values = ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in row]
         if values[3] == BROKEN_TITLE:
-            rest = io.StringIO()
-            csv.writer(rest, lineterminator="").writerow(values[4:])
-            out.write(",".join(values[:4]) + "," + rest.getvalue() + "\n")
+            out.write(",".join(values[:4]) + ",")  # the unquoted title: the one deliberate fault
+            writer.writerow(values[4:])  # the rest of the record, quoted as always
         else:
             writer.writerow(values)
     return out.getvalue().encode("utf-8")

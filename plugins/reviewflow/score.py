@@ -29,6 +29,7 @@ PREDICTION_COLUMNS = {
     "p_neutral": "DOUBLE", "p_positive": "DOUBLE", "confidence": "DOUBLE", "model_name": "VARCHAR",
     "model_version": "VARCHAR", "scored_at": "VARCHAR",
 }  # fmt: skip
+QUEUE_COLUMNS = ["review_id", "review_text", "sentiment_pred", "confidence", "model_name", "model_version", "label"]
 LABELS = np.array([-1, 0, 1])
 BATCH_ROWS = 4096
 
@@ -42,13 +43,35 @@ def review_texts(frame: pd.DataFrame) -> list[str]:
     return model_text(frame["title"], frame["review_text"])
 
 
+def predictions_schema():
+    """The predictions parquet schema (DESIGN.md's columns and types), for empty and full days alike."""
+    import pyarrow as pa
+
+    types = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "DOUBLE": pa.float64()}
+    return pa.schema([pa.field(name, types[kind]) for name, kind in PREDICTION_COLUMNS.items()])
+
+
+def predictions_parquet(predictions: pd.DataFrame) -> bytes:
+    """The day's predictions as parquet bytes, typed by the contract even with no rows (no null-typed columns)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(
+        predictions[list(PREDICTION_COLUMNS)], schema=predictions_schema(), preserve_index=False
+    )
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    return buf.getvalue()
+
+
 def curated_batches(lake: Lake, dt: str, columns: list[str], batch_rows: int = BATCH_ROWS) -> Iterator[pd.DataFrame]:
     import pyarrow.parquet as pq
 
     for key in lake.list(dt_prefix(CURATED, dt)):
         parquet = pq.ParquetFile(io.BytesIO(lake.read_bytes(key)))
         for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
-            yield batch.to_pandas()
+            if batch.num_rows:  # an empty day's file has no rows: nothing to predict
+                yield batch.to_pandas()
 
 
 def score_partition(lake: Lake, catalog, dt: str, predict: Predictor, model: dict, queue_threshold: float) -> dict:
@@ -76,16 +99,17 @@ def score_partition(lake: Lake, catalog, dt: str, predict: Predictor, model: dic
         low = out["confidence"] < queue_threshold
         if low.any():
             queue.append(out[low].assign(review_text=np.asarray(texts, dtype=object)[low.to_numpy()]))
-    predictions = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(PREDICTION_COLUMNS))
-
-    buf = io.BytesIO()
-    predictions.to_parquet(buf, index=False)
-    replace_partition(lake, dt_prefix(PREDICTIONS, dt), {"part-0.parquet": buf.getvalue()})
+    # An empty day (no curated rows) still gets its partition: zero rows, the contract's types.
+    predictions = pd.concat(parts, ignore_index=True) if parts else predictions_schema().empty_table().to_pandas()
+    replace_partition(lake, dt_prefix(PREDICTIONS, dt), {"part-0.parquet": predictions_parquet(predictions)})
     catalog.register_table(PREDICTIONS_TABLE, lake.uri(PREDICTIONS), PREDICTION_COLUMNS, "parquet")
     catalog.register_partition(PREDICTIONS_TABLE, dt)
     queued = write_review_queue(lake, dt, pd.concat(queue, ignore_index=True) if queue else None)
     shares = predictions["sentiment_pred"].value_counts(normalize=True).to_dict() if len(predictions) else {}
-    log.info("dt=%s: %d predictions, %d queued for human review", dt, len(predictions), queued)
+    if predictions.empty:
+        log.info("dt=%s: no reviews on %s: an empty predictions partition and an empty review queue", dt, dt)
+    else:
+        log.info("dt=%s: %d predictions, %d queued for human review", dt, len(predictions), queued)
     return {
         "dt": dt,
         "rows": int(len(predictions)),
@@ -100,14 +124,14 @@ def write_review_queue(lake: Lake, dt: str, low: pd.DataFrame | None) -> int:
     """Low-confidence predictions, with their text and an empty `label` column to fill in.
 
     A person fills `label` (negative / neutral / positive or -1 / 0 / 1) and drops the file
-    into landing/labels/; the next training run prefers those labels.
+    into landing/labels/; the next training run prefers those labels. A day with nothing to
+    review (or no reviews at all) gets the file too, with the header and no rows.
     """
     prefix = dt_prefix(REVIEW_QUEUE, dt)
     if low is None or low.empty:
-        replace_partition(lake, prefix, {})
-        return 0
-    queue = low[["review_id", "review_text", "sentiment_pred", "confidence", "model_name", "model_version"]].copy()
-    queue = queue.sort_values("confidence").assign(label="")
+        queue = pd.DataFrame(columns=QUEUE_COLUMNS)
+    else:
+        queue = low[QUEUE_COLUMNS[:-1]].sort_values("confidence").assign(label="")
     replace_partition(lake, prefix, {"review_queue.csv": queue.to_csv(index=False).encode()})
     return int(len(queue))
 

@@ -19,7 +19,6 @@ import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from reviewflow import schema
@@ -170,32 +169,35 @@ def validate_frame(typed: pd.DataFrame, name: str, docs_dir: str | None = None, 
 
 
 def _int_expr(column: str) -> str:
-    # An integer (optionally "5.0") that fits int64 (at most 18 digits), else NULL.
-    v = f"trim(coalesce(\"{column}\", ''))"
-    return f"CASE WHEN regexp_full_match({v}, '[+-]?[0-9]{{1,18}}([.]0*)?') THEN TRY_CAST({v} AS BIGINT) END"
+    # An integer (optionally "5.0") that fits int64 (at most 18 digits), else NULL. TRY_CAST alone is
+    # too lenient ("5.5" -> 6, "0x10" -> 16, "1_000" -> 1000), hence the pattern first.
+    return (f"CASE WHEN regexp_full_match(\"{column}\", '\\s*[+-]?[0-9]{{1,18}}([.]0*)?\\s*') "
+            f"THEN TRY_CAST(\"{column}\" AS BIGINT) END")  # fmt: skip
 
 
 def typed_query(columns: list[str], has_source_id: bool) -> str:
-    """SQL over ``src`` (staged strings + _line/_record): typed contract columns, review_id, copies."""
-    typed = [f'{_int_expr(c)} AS "t_{c}"' for c in schema.INTEGER_COLUMNS]
-    texts = [f"nullif(trim(coalesce(\"{c}\", '')), '') AS \"t_{c}\"" for c in schema.TEXT_COLUMNS]
-    if has_source_id:
-        identity = "nullif(trim(coalesce(review_id, '')), '')"
-    else:  # content identity: the same review redelivered (any file, any day) gets the same id
-        parts = ", ".join(f"trim(coalesce(\"{c}\", ''))" for c in IDENTITY_COLUMNS)
-        identity = f"substr(md5(concat_ws(chr(31), {parts})), 1, 16)"
-    return f"""
-    WITH i AS MATERIALIZED (SELECT *, {", ".join(typed + texts)}, {identity} AS _review_id FROM src),
-    firsts AS (SELECT _review_id, min(_record) AS _first_record, min(_line) AS _first_line FROM i GROUP BY 1),
-    ids AS (
-        SELECT t_source_row_id, count(*) AS {ID_ROWS} FROM (SELECT DISTINCT _review_id, t_source_row_id FROM i)
-        WHERE t_source_row_id IS NOT NULL GROUP BY 1
-    )
-    SELECT i.*, (i._record > f._first_record) AS _is_copy, f._first_line,
-           coalesce(d.{ID_ROWS}, 1) AS {ID_ROWS}
-    FROM i JOIN firsts f USING (_review_id) LEFT JOIN ids d USING (t_source_row_id)
-    ORDER BY i._record
+    """SQL over ``src`` (staged strings + _line/_record): typed contract columns and the review_id.
+
+    One streaming pass (no sort, no window), so memory stays flat for files larger than RAM.
     """
+    typed = [f'{_int_expr(c)} AS "t_{c}"' for c in schema.INTEGER_COLUMNS]
+    texts = [f'nullif(trim("{c}"), \'\') AS "t_{c}"' for c in schema.TEXT_COLUMNS]
+    if has_source_id:
+        identity = "nullif(trim(review_id), '')"
+    else:  # content identity: the same review redelivered (any file, any day) gets the same id
+        parts = ", ".join(f"coalesce(\"{c}\", '')" for c in IDENTITY_COLUMNS)
+        identity = f"substr(md5(concat_ws(chr(31), {parts})), 1, 16)"
+    return f"SELECT *, {', '.join(typed + texts)}, {identity} AS _review_id FROM src"
+
+
+SMALL_TABLES = """
+CREATE TABLE firsts AS SELECT _review_id, min(_record) AS first_record, min(_line) AS first_line
+    FROM read_parquet({typed}) GROUP BY 1;
+CREATE TABLE copies AS SELECT t._record, f.first_line FROM read_parquet({typed}) t JOIN firsts f USING (_review_id)
+    WHERE t._record > f.first_record;
+CREATE TABLE ids AS SELECT t_source_row_id, count(DISTINCT _review_id) AS n FROM read_parquet({typed})
+    WHERE t_source_row_id IS NOT NULL GROUP BY 1 HAVING count(DISTINCT _review_id) > 1;
+"""
 
 
 def sql_literal(value: str | list[str]) -> str:
@@ -205,12 +207,15 @@ def sql_literal(value: str | list[str]) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _typed_frame(batch: pd.DataFrame) -> pd.DataFrame:
-    """The frame GX sees: contract columns typed (Int64 / string with None for blanks)."""
+GX_COLUMNS = [f"t_{c}" for c in schema.REQUIRED_COLUMNS]
+
+
+def _gx_frame(batch: pd.DataFrame) -> pd.DataFrame:
+    """The frame GX sees: contract names; integers as float64 (NaN = not an integer) for vectorised checks."""
     out = pd.DataFrame(index=batch.index)
     for c in schema.REQUIRED_COLUMNS:
         col = batch[f"t_{c}"]
-        out[c] = col.astype("Int64") if c in schema.INTEGER_COLUMNS else col.astype(object).where(col.notna(), None)
+        out[c] = col.astype("float64") if c in schema.INTEGER_COLUMNS else col
     out[ID_ROWS] = batch[ID_ROWS].astype("int64")
     return out
 
@@ -235,10 +240,10 @@ def docs_prefix(dt: str, fid: str) -> str:
     return f"{dt_prefix(QUALITY, dt)}{fid}/"
 
 
-def valid_key(dt: str, fid: str, part: int) -> str:
+def valid_key(dt: str, fid: str) -> str:
     from reviewflow.crawl import staging_prefix
 
-    return f"{staging_prefix(dt, fid)}valid-{part:05d}.parquet"
+    return f"{staging_prefix(dt, fid)}valid.parquet"
 
 
 def _quarantine_whole(lake, manifest: dict) -> dict:
@@ -254,126 +259,200 @@ def _quarantine_whole(lake, manifest: dict) -> dict:
             "quarantined_by_rule": {manifest["reason"].split(":")[0]: rows}, "outputs": [base, f"{base}.reason.json"]}  # fmt: skip
 
 
+def duckdb_session(work: str, memory: str = "1GB"):
+    """A DuckDB connection that spills to ``work`` instead of growing past ``memory``."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    con.execute(f"SET temp_directory = {sql_literal(os.path.join(work, 'duckdb-tmp'))}")
+    con.execute(f"SET memory_limit = '{memory}'")
+    con.execute("SET preserve_insertion_order = false")
+    return con
+
+
+def _raw_texts(lake, manifest: dict, con, typed_path: str, records: list[int]) -> pd.DataFrame:
+    """The source text of the given records (for quarantine rows), read from their byte spans."""
+    import mmap
+
+    empty = pd.DataFrame({"_record": pd.Series([], dtype="int64"), "raw": pd.Series([], dtype="str")})
+    staging = manifest["staging"]
+    if not records or "text" not in staging:
+        return empty
+    wanted = pd.DataFrame({"_record": pd.Series(records, dtype="int64")})
+    con.register("wanted", wanted)
+    spans = con.execute(
+        f"SELECT _record, _start, _end FROM read_parquet({sql_literal(typed_path)}) "
+        "WHERE _start >= 0 AND _record IN (SELECT _record FROM wanted)"
+    ).fetchall()
+    con.unregister("wanted")
+    if not spans:
+        return empty
+    key = staging["text"] or manifest["raw_key"]
+    with lake.local_path(key) as path, open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        raws = [mm[s:e].decode("utf-8", errors="replace").rstrip("\r\n").lstrip("\ufeff") for _, s, e in spans]
+    return pd.DataFrame({"_record": [r for r, _, _ in spans], "raw": raws})
+
+
+class _Clock:
+    """Seconds per phase, logged and kept in the file report (where a slow file's time went)."""
+
+    def __init__(self):
+        import time
+
+        self._now = time.perf_counter
+        self._last = self._now()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = self._now()
+        self.laps[name] = round(now - self._last, 3)
+        self._last = now
+
+
 def validate_file(lake, manifest: dict) -> dict:
     """Validate one crawled file; write its quarantined rows and its valid rows (staging).
 
     Returns the file's accounting: rows_in, rows_valid, rows_quarantined, the failures per rule.
     """
+    import pyarrow.parquet as pq
+
     dt, name, fid = manifest["dt"], manifest["file"], manifest["file_id"]
     report = {"file": name, "file_id": fid, "dt": dt, "status": manifest["status"], "rows_in": manifest.get("rows_in"),
               "format": manifest.get("format")}  # fmt: skip
     if manifest["status"] != "parsed":
         return {**report, **_quarantine_whole(lake, manifest)}
 
-    import duckdb
-
     staging = manifest["staging"]
-    quarantined: list[pd.DataFrame] = []
+    columns = list(manifest["columns"])  # the staged (snake_case) columns, in source order
     warnings_: dict[str, int] = {}
     expectations: dict[str, dict] = {}
-    valid_parts: list[str] = []
-    rows_valid = 0
+    failed_records: list[int] = []
+    failed_reasons: list[list[str]] = []
     with ExitStack() as stack:
         work = stack.enter_context(tempfile.TemporaryDirectory(prefix="validate-"))
         rows = [stack.enter_context(lake.local_path(k)) for k in staging["rows"]]
         lines = stack.enter_context(lake.local_path(staging["lines"]))
-        if staging.get("rejects"):
-            rejects = pd.read_parquet(stack.enter_context(lake.local_path(staging["rejects"])))
-            quarantined.append(pd.DataFrame({"source_line": rejects["_line"], "source_record": rejects["_record"],
-                                             "reasons": rejects["reason"].map(lambda r: [r]), "raw": rejects["raw"]}))  # fmt: skip
-        columns = list(manifest["columns"])  # the staged (snake_case) columns, in source order
+        rejects = stack.enter_context(lake.local_path(staging["rejects"])) if staging.get("rejects") else None
         runner = SuiteRunner(f"reviews-{fid}", project_dir=os.path.join(work, "gx"))
-        con = stack.enter_context(duckdb.connect())
-        con.execute("SET enable_progress_bar = false")
-        con.execute(f"SET temp_directory = '{work}/duckdb-tmp'")
+        con = duckdb_session(work)
+        stack.callback(con.close)
         con.execute(
             f"CREATE VIEW src AS SELECT * FROM read_parquet({sql_literal(rows)}, union_by_name = true) r "
             f"POSITIONAL JOIN read_parquet({sql_literal(lines)}) l"
         )
-        reader = con.sql(typed_query(columns, "review_id" in columns)).to_arrow_reader(BATCH_ROWS)
-        for part, record_batch in enumerate(reader):
+        typed_path = os.path.join(work, "typed.parquet")
+        clock = _Clock()
+        con.execute(
+            f"COPY ({typed_query(columns, 'review_id' in columns)}) TO {sql_literal(typed_path)} (FORMAT parquet, COMPRESSION lz4_raw)"
+        )
+        for statement in SMALL_TABLES.format(typed=sql_literal(typed_path)).split(";"):
+            if statement.strip():
+                con.execute(statement)
+        copies = {r for (r,) in con.execute("SELECT _record FROM copies").fetchall()}  # exact copies in this file
+        shared_ids = dict(con.execute("SELECT t_source_row_id, n FROM ids").fetchall())  # ids of >1 distinct review
+
+        clock.lap("typing")
+        # GX on the typed contract columns, batch by batch; failing rows are named by their record.
+        typed = pq.ParquetFile(typed_path)
+        for record_batch in typed.iter_batches(BATCH_ROWS, columns=[*GX_COLUMNS, "_record"]):
             batch = record_batch.to_pandas()
-            copies = batch["_is_copy"].astype(bool)
-            dup = batch[copies]
-            if len(dup):
-                quarantined.append(_quarantine_rows(dup, columns, [[f"duplicate review: same review as line {n} of this file"]
-                                                                   for n in dup["_first_line"]]))  # fmt: skip
-            batch = batch[~copies].reset_index(drop=True)
-            typed = _typed_frame(batch)
-            outcome = runner.run(typed)
+            if copies:
+                batch = batch[~batch["_record"].isin(copies)].reset_index(drop=True)
+            sid = batch["t_source_row_id"]
+            batch[ID_ROWS] = sid.map(shared_ids).fillna(1).astype("int64") if shared_ids else 1
+            if not len(batch):
+                continue
+            outcome = runner.run(_gx_frame(batch))
             for rule, n in outcome["warnings"].items():
                 warnings_[rule] = warnings_.get(rule, 0) + n
             for e in outcome["expectations"]:
                 agg = expectations.setdefault(e["rule"], {**e, "unexpected_count": 0})
                 agg["success"] = agg["success"] and e["success"]
                 agg["unexpected_count"] += e["unexpected_count"] or 0
-            failures = outcome["row_failures"]
-            bad = batch.index.isin(list(failures))
-            if bad.any():
-                quarantined.append(_quarantine_rows(batch[bad], columns, [failures[i] for i in batch.index[bad]]))
-            good = batch[~bad]
-            rows_valid += len(good)
-            local = os.path.join(work, f"valid-{part:05d}.parquet")
-            _curated_rows(good, name).to_parquet(local, index=False)
-            valid_parts.append(valid_key(dt, fid, part))
-            lake.put_file(local, valid_parts[-1])
-        rejected = (
-            pd.concat(quarantined, ignore_index=True) if quarantined else pd.DataFrame(columns=QUARANTINE_COLUMNS)
+            records = batch["_record"].to_numpy()
+            for index, reasons in outcome["row_failures"].items():
+                failed_records.append(int(records[index]))
+                failed_reasons.append(reasons)
+
+        clock.lap("gx")
+        failures = pd.DataFrame({"_record": pd.Series(failed_records, dtype="int64"), "reasons": failed_reasons})
+        con.register("failures", failures)
+        con.register("raws", _raw_texts(lake, manifest, con, typed_path, [*failed_records, *copies]))
+        local_valid = os.path.join(work, "valid.parquet")
+        curated = ", ".join(
+            [
+                '_review_id AS review_id',
+                *[f'"t_{c}" AS "{c}"' if c in schema.INTEGER_COLUMNS else f'coalesce("t_{c}", \'\') AS "{c}"'
+                  for c in schema.REQUIRED_COLUMNS],
+                "CASE WHEN t_rating <= 2 THEN -1 WHEN t_rating = 3 THEN 0 ELSE 1 END::BIGINT AS sentiment",  # DESIGN.md
+                f"{sql_literal(name)} AS source_file",
+                "_line AS source_line",
+            ]
+        )  # fmt: skip
+        con.execute(
+            f"COPY (SELECT {curated} FROM read_parquet({sql_literal(typed_path)}) t "
+            "WHERE NOT EXISTS (SELECT 1 FROM failures f WHERE f._record = t._record) "
+            "AND NOT EXISTS (SELECT 1 FROM copies c WHERE c._record = t._record) "
+            f") TO {sql_literal(local_valid)} (FORMAT parquet, COMPRESSION lz4_raw)"
         )
-        rejected["source_file"] = name
-        rejected = rejected.sort_values("source_line", kind="stable")
+        rows_valid = pq.ParquetFile(local_valid).metadata.num_rows
+        lake.put_file(local_valid, valid_key(dt, fid))
+
+        # Quarantine: parse rejects, rule failures, exact copies; every record with line and reasons.
+        values = ", ".join(f'coalesce("{c}", \'\') AS "{c}"' for c in columns)
+        parts = [
+            f"SELECT _line AS source_line, _record AS source_record, f.reasons::VARCHAR[] AS reasons, "
+            f"coalesce(w.raw, '') AS raw, {values} "
+            f"FROM read_parquet({sql_literal(typed_path)}) t JOIN failures f USING (_record) LEFT JOIN raws w USING (_record)",
+            f"SELECT _line, _record, ['duplicate review: same review as line ' || c.first_line || ' of this file'], "
+            f"coalesce(w.raw, ''), {values} FROM read_parquet({sql_literal(typed_path)}) t JOIN copies c USING (_record) "
+            "LEFT JOIN raws w USING (_record)",
+        ]
+        if rejects:
+            nulls = ", ".join(f"'' AS \"{c}\"" for c in columns)
+            parts.append(f"SELECT _line, _record, [reason], raw, {nulls} FROM read_parquet({sql_literal(rejects)})")
+        quarantine_sql = (
+            f"SELECT {sql_literal(name)} AS source_file, * FROM ({' UNION ALL '.join(parts)}) ORDER BY source_line"
+        )
+        local_q = os.path.join(work, "quarantine.parquet")
+        con.execute(f"COPY ({quarantine_sql}) TO {sql_literal(local_q)} (FORMAT parquet)")
+        rows_quarantined = pq.ParquetFile(local_q).metadata.num_rows
+        by_rule: dict[str, int] = {}
+        sample = []
+        # parse-level reasons carry details after the colon; GX labels are the rule itself
+        for reason, n in con.execute(
+            f"SELECT CASE WHEN r LIKE 'malformed%' OR r LIKE 'merged%' OR r LIKE 'duplicate%' THEN split_part(r, ':', 1) "
+            f"ELSE r END, count(*) FROM (SELECT unnest(reasons) AS r FROM read_parquet({sql_literal(local_q)})) GROUP BY 1"
+        ).fetchall():
+            by_rule[reason] = int(n)
+        sample = con.execute(
+            f"SELECT source_line, reasons FROM read_parquet({sql_literal(local_q)}) LIMIT 5"
+        ).fetchall()
         outputs = [docs_prefix(dt, fid)]
-        if len(rejected):
-            local = os.path.join(work, "quarantine.parquet")
-            rejected[[*QUARANTINE_COLUMNS, *[c for c in rejected.columns if c not in QUARANTINE_COLUMNS]]].to_parquet(
-                local, index=False
-            )
-            lake.put_file(local, quarantine_key(dt, fid))
+        if rows_quarantined:
+            lake.put_file(local_q, quarantine_key(dt, fid))
             outputs.append(quarantine_key(dt, fid))
+        clock.lap("write")
         maybe_crash("validate")
         docs = os.path.join(work, "docs")
         runner.build_docs(docs)
         _publish_dir(lake, docs, docs_prefix(dt, fid))
+        clock.lap("data_docs")
+    log.info("%s: validate seconds %s", name, clock.laps)
 
-    for number, reasons in zip(rejected["source_line"].head(5), rejected["reasons"].head(5), strict=True):
+    for number, reasons in sample:
         log.warning("%s line %s quarantined: %s", name, number, "; ".join(reasons))
-    by_rule: dict[str, int] = {}
-    for reasons in rejected["reasons"]:
-        for reason in reasons:
-            # parse-level reasons carry details after the colon; GX labels are the rule itself
-            rule = reason.split(":")[0] if reason.startswith(PARSE_REASONS) else reason
-            by_rule[rule] = by_rule.get(rule, 0) + 1
     return {
         **report,
         "rows_valid": int(rows_valid),
-        "rows_quarantined": int(len(rejected)),
+        "rows_quarantined": int(rows_quarantined),
         "quarantined_by_rule": by_rule,
         "warnings": warnings_,
         "expectations": list(expectations.values()),
         "data_docs": lake.uri(f"{docs_prefix(dt, fid)}index.html"),
-        "valid_keys": valid_parts,
+        "valid_keys": [valid_key(dt, fid)],
         "outputs": outputs,
         "notes": manifest.get("notes", []),
+        "seconds": clock.laps,
     }
-
-
-def _quarantine_rows(batch: pd.DataFrame, columns: list[str], reasons: list[list[str]]) -> pd.DataFrame:
-    out = batch[columns].fillna("").astype(str)
-    out.insert(0, "raw", "")
-    out.insert(0, "reasons", reasons)
-    out.insert(0, "source_record", batch["_record"].astype("int64").to_numpy())
-    out.insert(0, "source_line", batch["_line"].astype("int64").to_numpy())
-    return out.reset_index(drop=True)
-
-
-def _curated_rows(good: pd.DataFrame, source_file: str) -> pd.DataFrame:
-    """Valid rows in the curated shape (ingest_run and dt are added by curate)."""
-    out = pd.DataFrame({"review_id": good["_review_id"].astype(str)})
-    for c in schema.REQUIRED_COLUMNS:
-        col = good[f"t_{c}"]
-        out[c] = col.astype("int64") if c in schema.INTEGER_COLUMNS else col.fillna("").astype(str)
-    rating = out["rating"].to_numpy()
-    out["sentiment"] = np.where(rating <= 2, -1, np.where(rating == 3, 0, 1)).astype("int64")  # DESIGN.md
-    out["source_file"] = source_file
-    out["source_line"] = good["_line"].astype("int64").to_numpy()
-    return out

@@ -461,3 +461,43 @@ def test_a_date_before_any_data_gives_an_empty_report(fixture_lake):
     overall = empty["label_distribution"]["cumulative"]["overall"]
     assert overall["n"] == 0 and overall["imbalance_ratio"] is None and overall["reason"] == "no rows"
     assert "nothing to report" in render_html(empty)
+
+
+# -- deterministic errors fail at once (no retry) ---------------------------------------------
+
+
+def dag_task(monkeypatch, dag_id: str, task_id: str, context: dict):
+    """A DAG task's own function, with ``get_current_context`` answering ``context``."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from reviewflow.config import PROJECT_ROOT
+
+    function = DagBag(str(PROJECT_ROOT / "dags" / f"{dag_id}.py")).dags[dag_id].get_task(task_id).python_callable
+    monkeypatch.setitem(function.__globals__, "get_current_context", lambda: context)
+    return function
+
+
+def test_an_impossible_date_is_refused_clearly():
+    with pytest.raises(bias.InvalidDateError, match="'2025-02-30' is not a calendar date"):
+        bias.check_date("2025-02-30")
+    with pytest.raises(ValueError, match="the `dt` param: '2025-02-30' is not a calendar date"):
+        bias.report_dates({"params": {"dt": "2025-02-30"}})
+
+
+def test_an_impossible_date_fails_the_dag_task_without_retry(monkeypatch, lake_root):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    report_dates = dag_task(monkeypatch, "reviews_bias_report", "report_dates", {"params": {"dt": "2025-02-30"}})
+    with pytest.raises(AirflowFailException, match="2025-02-30' is not a calendar date") as failure:
+        report_dates()
+    assert "not retried" in str(failure.value)
+
+
+def test_bad_cddl_groups_fail_the_report_task_without_retry(monkeypatch, lake_root):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    write_fixture_lake(lake_root)
+    context = {"params": {"cddl_groups": {"department_name": "colour"}}}
+    bias_report = dag_task(monkeypatch, "reviews_bias_report", "bias_report", context)
+    with pytest.raises(AirflowFailException, match="ConfigError: cddl group 'department_name' -> 'colour'"):
+        bias_report(D)

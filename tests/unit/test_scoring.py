@@ -13,7 +13,7 @@ from reviewflow.catalog import DuckDBCatalog
 from reviewflow.crawl import crawl_partition
 from reviewflow.curate import curate_partition
 from reviewflow.labels import LABELS_KEY, collect_labels
-from reviewflow.lake import LocalLake, read_parquet
+from reviewflow.lake import LocalLake, read_parquet, write_parquet
 from reviewflow.score import PREDICTION_COLUMNS, review_texts, score_partition, unscored_partitions
 from reviewflow.validate import validate_file
 
@@ -80,14 +80,16 @@ def test_unscored_partitions_lists_the_backlog(lake_root, model):
 
 def test_labels_are_validated_and_merged(lake_root):
     lake = LocalLake(lake_root)
+    # labels must name curated reviews
+    write_parquet(lake, "curated/reviews/dt=2024-04-01/part-0.parquet", pd.DataFrame({"review_id": ["r1", "r2", "r3"]}))
     lake.write_bytes("landing/labels/2024-04-02.csv", b"review_id,label\nr1,positive\nr2,-1\nr3,maybe\n,0\n")
     lake.write_bytes("landing/labels/2024-04-03.csv", b"review_id,label\nr1,neutral\n")
     lake.write_bytes("landing/labels/broken.csv", b"id,sentiment\nr9,1\n")
     summary = collect_labels(lake)
     labels = read_parquet(lake, LABELS_KEY).set_index("review_id")["label"].to_dict()
     assert labels == {"r1": 0, "r2": -1}  # the later file wins for r1
-    rejected = read_parquet(lake, "quarantine/labels/rows/2024-04-02.parquet")
-    assert sorted(rejected["row_number"]) == [3, 4]
+    rejected = read_parquet(lake, "quarantine/labels/rows/2024-04-02.csv.parquet")
+    assert sorted(rejected["line"]) == [4, 5]  # physical lines, header = line 1
     assert any("label" in r for reasons in rejected["reasons"] for r in reasons)
     assert lake.exists("quarantine/labels/files/broken.csv")
     assert {f["file"]: f["valid"] for f in summary["files"]}["2024-04-02.csv"] == 2
@@ -134,3 +136,42 @@ def test_psi_known_value():
         0.25 * math.log(2) + 0.25 * math.log(1.5)
     )
     assert drift.psi({"a": 0.5, "b": 0.5}, {"a": 0.5, "b": 0.5}) == 0
+
+
+# -- deterministic errors fail at once (no retry) ---------------------------------------------
+
+
+def dag_task(monkeypatch, task_id: str, context: dict):
+    """A scoring DAG task's own function, with ``get_current_context`` answering ``context``."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from reviewflow.config import PROJECT_ROOT
+
+    dag = DagBag(str(PROJECT_ROOT / "dags" / "sentiment_batch_scoring.py")).dags["sentiment_batch_scoring"]
+    function = dag.get_task(task_id).python_callable
+    monkeypatch.setitem(function.__globals__, "get_current_context", lambda: context)
+    return function
+
+
+def test_an_unreadable_partition_fails_the_score_task_without_retry(monkeypatch, lake_root):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from reviewflow.lake import write_json
+
+    lake = LocalLake(lake_root)
+    write_json(lake, "models/champion.json", {"model_name": "tfidf", "version": "v1", "kind": "tfidf",
+                                              "model_uri": lake.uri("models/tfidf/v1/")})  # fmt: skip
+    lake.write_bytes(f"curated/reviews/dt={DT}/part-0.parquet", b"not a parquet file")
+    score = dag_task(monkeypatch, "score", {})
+    with pytest.raises(AirflowFailException, match=f"scoring {DT} failed: ArrowInvalid") as failure:
+        score(DT)
+    assert "not retried" in str(failure.value)
+
+
+def test_a_bad_setting_fails_the_plan_task_without_retry(monkeypatch, lake_root):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    plan = dag_task(monkeypatch, "plan", {"ds": DT})
+    monkeypatch.setenv("REVIEWFLOW_CATALOG", "postgres")  # after parsing: settings are read in the task
+    with pytest.raises(AirflowFailException, match="ConfigError: REVIEWFLOW_CATALOG='postgres'"):
+        plan()

@@ -348,3 +348,133 @@ def test_register_needs_a_trained_model_dir(lake_root):
     assert register(lake, "tfidf", "v9", "tfidf", {"validation": {"macro_f1": 0.5}}, run_id="r") == "v9"
     assert [(e["model_name"], e["version"], e["run_id"]) for e in versions(lake)] == [("tfidf", "v9", "r")]
     assert read_json(lake, model_prefix("tfidf", "v9") + "code_version.json")["package"]
+
+
+# -- deterministic errors fail at once (no retry) ---------------------------------------------
+
+
+def test_fail_fast_maps_deterministic_errors_and_lets_the_rest_retry():
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    from reviewflow.config import ConfigError
+    from reviewflow.dag_defaults import fail_fast
+    from reviewflow.training_data import EmptyDatasetError
+
+    for error in (ConfigError("REVIEWFLOW_X='y'"), EmptyDatasetError("no rows"), FileNotFoundError("gone.parquet")):
+        with pytest.raises(AirflowFailException, match="the step failed: .*not retried") as failure:
+            with fail_fast("the step"):
+                raise error
+        assert failure.value.__cause__ is error
+    for error in (ConnectionError("S3 hiccup"), TimeoutError(), AirflowSkipException("nothing to do")):
+        with pytest.raises(type(error)):
+            with fail_fast("the step"):
+                raise error
+
+
+def test_an_empty_dataset_fails_the_build_task_without_retry(monkeypatch, lake_root):
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from reviewflow.config import PROJECT_ROOT
+
+    # the only curated day is an empty one: nothing to train on, however often it is retried
+    types = {"BIGINT": pa.int64(), "VARCHAR": pa.string()}
+    columns = {c: t for c, t in curate.curated_columns().items() if c != "dt"}
+    buf = io.BytesIO()
+    pq.write_table(pa.schema([(c, types[t]) for c, t in columns.items()]).empty_table(), buf)
+    LocalLake(lake_root).write_bytes(f"curated/reviews/dt={DT1}/part-0.parquet", buf.getvalue())
+    catalog = DuckDBCatalog(lake_root)
+    catalog.register_table("curated_reviews", f"{lake_root}/curated/reviews", curate.curated_columns(), "parquet")
+    catalog.register_partition("curated_reviews", DT1)
+
+    dag = DagBag(str(PROJECT_ROOT / "dags" / "sentiment_training.py")).dags["sentiment_training"]
+    build = dag.get_task("build_dataset").python_callable
+    monkeypatch.setitem(build.__globals__, "get_current_context", lambda: {"ds": DT1, "run_id": "manual__1"})
+    with pytest.raises(AirflowFailException, match=f"EmptyDatasetError: no curated reviews with dt <= {DT1}"):
+        build()
+
+
+# -- the model entry points clean up after a failure ---------------------------------------
+
+
+def test_an_s3_output_dir_is_removed_on_failure_and_never_uploaded(monkeypatch, tmp_path):
+    _entry_point("bert")  # puts include/models on sys.path
+    import model_io
+
+    uploads = []
+    monkeypatch.delenv("SM_MODEL_DIR", raising=False)
+    monkeypatch.setattr(model_io.tempfile, "mkdtemp", lambda prefix="": str(tmp_path / f"{prefix}x"))
+    monkeypatch.setattr(model_io, "s3_client", lambda: type("C", (), {"upload_file": lambda *a: uploads.append(a)})())
+    with pytest.raises(RuntimeError, match="training blew up"):
+        with model_io.output_dir("s3://bucket/models/bert/v1", print) as out:
+            (out / "config.json").write_text("{}")
+            raise RuntimeError("training blew up")
+    assert not out.exists() and uploads == []
+    with model_io.output_dir("s3://bucket/models/bert/v2", print) as out:
+        (out / "config.json").write_text("{}")
+    assert not out.exists() and [(b, k) for _, _, b, k in uploads] == [("bucket", "models/bert/v2/config.json")]
+
+
+def test_bert_training_exits_its_output_dir_when_it_fails(monkeypatch, tmp_path):
+    from contextlib import contextmanager
+
+    raw = sample_data.generate_reviews(60, seed=4)
+    dataset = pd.DataFrame({
+        "review_id": [f"r{i}" for i in range(len(raw))], "text": raw["Review Text"].astype(str),
+        "label": raw["Rating"].astype(int).map(schema.sentiment_from_rating),
+        "split": ["train"] * 40 + ["validation"] * 10 + ["test"] * 10,
+    })  # fmt: skip
+    dataset.to_parquet(tmp_path / "dataset.parquet", index=False)
+    seen = []
+
+    @contextmanager
+    def recording_output_dir(uri, log):
+        seen.append("entered")
+        try:
+            yield Path(uri)
+        except BaseException as exc:
+            seen.append(f"exited with {type(exc).__name__}")
+            raise
+        seen.append("exited")
+
+    def failing_eval(*args, **kwargs):
+        raise RuntimeError("evaluation blew up")
+
+    bert = _entry_point("bert")
+    monkeypatch.setattr(bert, "output_dir", recording_output_dir)
+    monkeypatch.setattr(bert, "batched_proba", failing_eval)
+    with pytest.raises(RuntimeError, match="evaluation blew up"):
+        bert.main(["--dataset", str(tmp_path / "dataset.parquet"), "--output", str(tmp_path / "bert"),
+                   "--epochs", "1", "--max-length", "16", "--batch-size", "8", "--max-train-samples", "8",
+                   "--device", "cpu"])  # fmt: skip
+    assert seen == ["entered", "exited with RuntimeError"]
+
+
+# -- generated sample data -----------------------------------------------------------------
+
+
+def test_a_generated_csv_holds_one_record_per_row_by_pythons_csv_module():
+    import csv
+    import io
+
+    frame = sample_data.generate_reviews(3000, seed=5, dirty_share=0.9, with_labels=True)
+    kinds = frame.pop("_dirty_kind")
+    texts = frame["Review Text"].astype(str)
+    broken = (kinds == "broken_quoting").to_numpy()
+    multiline = texts.str.contains("\n").to_numpy()
+    # what used to split in two: a broken-quoting row whose multi-line text has no comma or quote
+    assert (broken & multiline & ~texts.str.contains('[,"]').to_numpy()).any()
+    assert (~broken & multiline).any()
+
+    records = list(csv.reader(io.StringIO(sample_data.to_csv_bytes(frame).decode("utf-8"), newline="")))
+    assert records[0] == sample_data.COLUMNS
+    rows = records[1:]
+    assert len(rows) == len(frame)  # N rows, N records: every multi-line text is quoted
+    # a broken-quoting row is one record of 12 fields (its unquoted title splits in two); every other has 11
+    assert [len(r) for r in rows] == [12 if b else 11 for b in broken]
+    assert [r[0] for r in rows] == [str(v) for v in frame[""]]
+    assert [r[5] if b else r[4] for r, b in zip(rows, broken, strict=True)] == texts.tolist()
