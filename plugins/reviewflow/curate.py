@@ -100,6 +100,26 @@ def _sweep(lake: Lake, prefix: str, keep: set[str]) -> int:
     return removed
 
 
+def _with_raw_text(lake: Lake, reports: list[dict], dups):
+    """Fill the duplicates' ``raw`` from their byte spans in the file's text (kept until staging goes)."""
+    import mmap
+
+    if len(dups):
+        raws = list(dups["raw"])
+        for ord_, rows in dups.groupby("_ord").groups.items():
+            key = reports[int(ord_)].get("text_key")
+            if not key:
+                continue
+            with lake.local_path(key) as path, open(path, "rb") as fh:
+                with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                    for i in rows:
+                        s, e = int(dups.at[i, "_start"]), int(dups.at[i, "_end"])
+                        if s >= 0:
+                            raws[dups.index.get_loc(i)] = mm[s:e].decode("utf-8", errors="replace").rstrip("\r\n")
+        dups["raw"] = raws
+    return dups.drop(columns=["_ord", "_start", "_end"])
+
+
 def curate_partition(lake: Lake, catalog, dt: str, file_reports: list[dict], ingest_run: str) -> dict:
     """Write curated/reviews/dt=<dt>/ from the validated files, check accounting, register it."""
     reports = sorted(file_reports, key=lambda r: r["file"])
@@ -122,7 +142,9 @@ def curate_partition(lake: Lake, catalog, dt: str, file_reports: list[dict], ing
                 f"FROM read_parquet({sql_literal(paths)}, filename = true) v JOIN files f ON v.filename = f.path"
             )
         else:
-            con.execute(f"CREATE VIEW today AS SELECT {typed_empty}, 0 AS _ord LIMIT 0")
+            con.execute(
+                f"CREATE VIEW today AS SELECT {typed_empty}, -1::BIGINT AS _start, -1::BIGINT AS _end, 0 AS _ord LIMIT 0"
+            )
         # Identity work on four small columns only; the wide rows are streamed once, at the COPY.
         con.execute("CREATE TABLE keys AS SELECT review_id, _ord, source_line, source_file FROM today")
         prior = [stack.enter_context(lake.local_path(key)) for key in _prior_partitions(lake, dt)]
@@ -155,9 +177,11 @@ def curate_partition(lake: Lake, catalog, dt: str, file_reports: list[dict], ing
         )
         dups = con.execute(
             f"""SELECT source_file, source_line, NULL::BIGINT AS source_record, [d.reason] AS reasons, '' AS raw,
-                   {", ".join(f'CAST(t."{c}" AS VARCHAR) AS "{c}"' for c in schema.REQUIRED_COLUMNS)}, review_id
+                   {", ".join(f'CAST(t."{c}" AS VARCHAR) AS "{c}"' for c in schema.REQUIRED_COLUMNS)}, review_id,
+                   _ord, _start, _end
                FROM today t JOIN dupkeys d USING (_ord, source_line) ORDER BY _ord, source_line"""
         ).df()
+        dups = _with_raw_text(lake, reports, dups)
         curated_by_file = dict(
             con.execute(f"SELECT source_file, count(*) FROM read_parquet({sql_literal(local)}) GROUP BY 1").fetchall()
         )

@@ -309,7 +309,10 @@ def parse_csv(path: str, work: str) -> Parsed:
         header_text = _read_span(fh, int(recs.start[0]), int(recs.end[0]))
     header = next(csv.reader([header_text.rstrip("\r\n").lstrip("\ufeff")]), [])
     n_records = len(recs.start) - 1
-    columns = normalise_columns(header)
+    try:
+        columns = normalise_columns(header)
+    except WrongSchema as exc:
+        raise WrongSchema(str(exc), rows_in=n_records) from exc
     missing = [c for c in schema.REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise WrongSchema(f"wrong schema: missing required columns {missing}; found {header}", rows_in=n_records)

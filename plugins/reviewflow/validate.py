@@ -314,7 +314,24 @@ def validate_file(lake, manifest: dict) -> dict:
     """Validate one crawled file; write its quarantined rows and its valid rows (staging).
 
     Returns the file's accounting: rows_in, rows_valid, rows_quarantined, the failures per rule.
+    A file whose validation itself fails (a bug, a value no rule foresaw) is quarantined whole
+    with that reason, so the other files of its date still curate; storage errors propagate
+    (a retry can help them).
     """
+    try:
+        return _validate_file(lake, manifest)
+    except OSError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one file's surprise never fails the other files of its date
+        log.exception("%s: validation failed; the file is quarantined whole", manifest["file"])
+        reason = f"validation failed: {type(exc).__name__}: {exc}"
+        failed = {**manifest, "status": "unreadable", "reason": reason}
+        report = {"file": manifest["file"], "file_id": manifest["file_id"], "dt": manifest["dt"],
+                  "status": "validation_failed", "rows_in": manifest.get("rows_in"), "format": manifest.get("format")}  # fmt: skip
+        return {**report, **_quarantine_whole(lake, failed)}
+
+
+def _validate_file(lake, manifest: dict) -> dict:
     import pyarrow.parquet as pq
 
     dt, name, fid = manifest["dt"], manifest["file"], manifest["file_id"]
@@ -388,6 +405,8 @@ def validate_file(lake, manifest: dict) -> dict:
                 "CASE WHEN t_rating <= 2 THEN -1 WHEN t_rating = 3 THEN 0 ELSE 1 END::BIGINT AS sentiment",  # DESIGN.md
                 f"{sql_literal(name)} AS source_file",
                 "_line AS source_line",
+                "_start",
+                "_end",  # the record's byte span, for quarantining it later with its text
             ]
         )  # fmt: skip
         con.execute(
@@ -452,6 +471,7 @@ def validate_file(lake, manifest: dict) -> dict:
         "expectations": list(expectations.values()),
         "data_docs": lake.uri(f"{docs_prefix(dt, fid)}index.html"),
         "valid_keys": [valid_key(dt, fid)],
+        "text_key": (staging.get("text") or manifest["raw_key"]) if "text" in staging else None,
         "outputs": outputs,
         "notes": manifest.get("notes", []),
         "seconds": clock.laps,

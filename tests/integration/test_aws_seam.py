@@ -40,6 +40,40 @@ def test_lake_roundtrip_and_partition_replace(s3_lake):
     assert not s3_lake.exists("a/dt=1/x.txt")
 
 
+def test_replace_partition_deletes_exactly_the_stale_keys(s3_lake):
+    from reviewflow.lake import replace_partition
+
+    # "part-0" is stale; "part-0.parquet" (sharing its prefix) is kept: a prefix delete would take both
+    s3_lake.write_bytes("c/dt=1/part-0", b"old")
+    s3_lake.write_bytes("c/dt=1/part-0.parquet.bak", b"stale too")
+    replace_partition(s3_lake, "c/dt=1/", {"part-0.parquet": b"new"})
+    assert s3_lake.list("c/dt=1/") == ["c/dt=1/part-0.parquet"]
+    assert s3_lake.read_bytes("c/dt=1/part-0.parquet") == b"new"
+
+
+def test_exists_is_false_only_for_missing_keys():
+    from botocore.exceptions import ClientError
+    from botocore.stub import Stubber
+
+    client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    lake = S3Lake("s3://bucket/lake", client=client)
+    with Stubber(client) as stub:
+        stub.add_client_error("head_object", service_error_code="404", http_status_code=404)
+        assert lake.exists("models/champion.json") is False
+        stub.add_client_error("head_object", service_error_code="403", http_status_code=403)
+        with pytest.raises(ClientError):  # access denied is not "no champion yet"
+            lake.exists("models/champion.json")
+
+
+def test_big_local_file_streams_through_put_and_local_path(s3_lake, tmp_path):
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"x" * (20 << 20))  # above boto3's multipart threshold
+    s3_lake.put_file(str(big), "landing/reviews/dt=1/big.csv")
+    s3_lake.copy("landing/reviews/dt=1/big.csv", "raw/reviews/dt=1/big.csv")
+    with s3_lake.local_path("raw/reviews/dt=1/big.csv") as path:
+        assert open(path, "rb").read() == big.read_bytes()
+
+
 def test_ingest_on_s3_and_glue(s3_lake):
     frame = sample_data.generate_reviews(120, seed=11, dirty_share=0.1)
     s3_lake.write_bytes(f"landing/reviews/dt={DT}/day.csv", sample_data.to_csv_bytes(frame))

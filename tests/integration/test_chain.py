@@ -82,3 +82,20 @@ def test_whole_chain_over_three_days_and_an_identical_rerun(airflow_db, lake_roo
     for dt in DAYS:
         pd.testing.assert_frame_equal(first[dt].drop(columns="scored_at"), again[dt].drop(columns="scored_at"))
         assert lake.list(f"predictions/dt={dt}/") == [f"predictions/dt={dt}/part-0.parquet"]
+
+    # kill -9 in the middle of the predictions write (temp file written, not yet renamed), then a
+    # plain rerun, both as `airflow dags test` in fresh processes: the same predictions, no leftovers
+    from fresh_process import airflow_dags_test
+
+    crashed = airflow_dags_test(
+        "sentiment_batch_scoring", DAYS[-1], env={"REVIEWFLOW_CRASH_AT": f"write:predictions/dt={DAYS[-1]}/"}
+    )
+    assert crashed.returncode == -9, crashed.output[-2000:]  # SIGKILL, mid-write
+    rerun = airflow_dags_test("sentiment_batch_scoring", DAYS[-1])
+    assert rerun.ok, rerun.output[-3000:]
+    after_kill = predictions(lake)
+    for dt in DAYS:
+        pd.testing.assert_frame_equal(first[dt].drop(columns="scored_at"), after_kill[dt].drop(columns="scored_at"))
+        assert lake.list(f"predictions/dt={dt}/") == [f"predictions/dt={dt}/part-0.parquet"]
+    leftovers = [k for k in lake.list("") if k.endswith(".tmp") and not k.startswith(".tmp/")]
+    assert leftovers == []

@@ -207,3 +207,25 @@ def test_drift_against_the_catalog_is_reported(lake_root):
 def test_accounting_mismatch_fails_loudly():
     with pytest.raises(AccountingError, match="a.csv"):
         check_accounting([{"file": "a.csv", "rows_in": 10, "rows_curated": 8, "rows_quarantined": 1}])
+
+
+def test_a_file_whose_validation_breaks_is_quarantined_whole_and_the_others_curate(lake_root, monkeypatch):
+    from reviewflow import validate
+
+    lake = LocalLake(lake_root)
+    land(lake, "good.csv", sample_data.to_csv_bytes(sample_data.generate_reviews(30, seed=1)))
+    land(lake, "odd.csv", sample_data.to_csv_bytes(sample_data.generate_reviews(20, seed=2, start_index=500)))
+    real_run = validate.SuiteRunner.run
+
+    def run(self, typed):
+        if "odd" in self.checkpoint.name:
+            raise RuntimeError("a value no rule foresaw")
+        return real_run(self, typed)
+
+    monkeypatch.setattr(validate.SuiteRunner, "run", run)
+    _, reports, summary = ingest(lake)
+    by_file = {r["file"]: r for r in reports}
+    assert by_file["odd.csv"]["status"] == "validation_failed"
+    assert "a value no rule foresaw" in by_file["odd.csv"]["reason"]
+    assert summary["rows_curated"] == 30 and summary["rows_quarantined"] == 20
+    assert lake.exists(f"quarantine/reviews/dt={DT}/files/{file_id('odd.csv')}.reason.json")
