@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import tempfile
+import time
 from pathlib import PurePosixPath
 
 from reviewflow import schema
@@ -171,20 +172,30 @@ def crawl_file(lake: Lake, dt: str, key: str, catalog_columns: dict[str, str] | 
     fmt, compression = file_format(name)
     manifest = {"dt": dt, "file": name, "file_id": fid, "landing_key": key, "raw_key": raw_key, "format": fmt,
                 "compression": compression}  # fmt: skip
+    started = time.perf_counter()
     lake.copy(key, raw_key)
     maybe_crash("crawl")
+    seconds = {"raw_copy": round(time.perf_counter() - started, 3)}
     try:
         with tempfile.TemporaryDirectory(prefix="crawl-") as work, lake.local_path(key) as local:
+            t = time.perf_counter()
             parsed, facts = parse_file(local, name, work)
+            seconds["parse"] = round(time.perf_counter() - t, 3)
             manifest.update(facts)
+            t = time.perf_counter()
             columns = infer_types(parsed.rows_paths, parsed.columns)
+            seconds["infer_types"] = round(time.perf_counter() - t, 3)
             manifest.update(
                 status="parsed", rows_in=parsed.rows_in, columns=columns, source_columns=parsed.source_columns,
                 encoding=parsed.encoding, parser=parsed.parser, notes=parsed.notes, rejected=len(parsed.rejects),
                 drift_vs_contract=detect_drift(columns, EXPECTED_TYPES),
                 drift_vs_catalog=detect_drift(columns, catalog_columns) if catalog_columns else None,
-                staging=_publish_staging(lake, dt, fid, parsed, local),
             )  # fmt: skip
+            t = time.perf_counter()
+            manifest["staging"] = _publish_staging(lake, dt, fid, parsed, local)
+            seconds["publish"] = round(time.perf_counter() - t, 3)
+            manifest["seconds"] = {**seconds, **parsed.seconds}
+            log.info("%s: crawl seconds %s", name, manifest["seconds"])
     except WrongSchema as exc:
         log.error("%s: wrong schema, quarantined whole: %s", key, exc)
         return {**manifest, "status": "wrong_schema", "reason": str(exc), "rows_in": exc.rows_in}

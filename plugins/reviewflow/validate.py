@@ -181,7 +181,8 @@ def typed_query(columns: list[str], has_source_id: bool) -> str:
     One streaming pass (no sort, no window), so memory stays flat for files larger than RAM.
     """
     typed = [f'{_int_expr(c)} AS "t_{c}"' for c in schema.INTEGER_COLUMNS]
-    texts = [f'nullif(trim("{c}"), \'\') AS "t_{c}"' for c in schema.TEXT_COLUMNS]
+    # Text stays as it came (no copy of the strings); only "is the review text blank" is computed.
+    texts = ["NOT regexp_matches(coalesce(review_text, ''), '\\S') AS _no_text"]
     if has_source_id:
         identity = "nullif(trim(review_id), '')"
     else:  # content identity: the same review redelivered (any file, any day) gets the same id
@@ -207,15 +208,17 @@ def sql_literal(value: str | list[str]) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-GX_COLUMNS = [f"t_{c}" for c in schema.REQUIRED_COLUMNS]
+GX_COLUMNS = [f"t_{c}" if c in schema.INTEGER_COLUMNS else c for c in schema.REQUIRED_COLUMNS] + ["_no_text"]
 
 
 def _gx_frame(batch: pd.DataFrame) -> pd.DataFrame:
     """The frame GX sees: contract names; integers as float64 (NaN = not an integer) for vectorised checks."""
     out = pd.DataFrame(index=batch.index)
     for c in schema.REQUIRED_COLUMNS:
-        col = batch[f"t_{c}"]
-        out[c] = col.astype("float64") if c in schema.INTEGER_COLUMNS else col
+        if c in schema.INTEGER_COLUMNS:
+            out[c] = batch[f"t_{c}"].astype("float64")
+        else:
+            out[c] = batch[c].mask(batch["_no_text"]) if c == "review_text" else batch[c]
     out[ID_ROWS] = batch[ID_ROWS].astype("int64")
     return out
 
@@ -259,7 +262,7 @@ def _quarantine_whole(lake, manifest: dict) -> dict:
             "quarantined_by_rule": {manifest["reason"].split(":")[0]: rows}, "outputs": [base, f"{base}.reason.json"]}  # fmt: skip
 
 
-def duckdb_session(work: str, memory: str = "1GB"):
+def duckdb_session(work: str, memory: str = "512MB"):
     """A DuckDB connection that spills to ``work`` instead of growing past ``memory``."""
     import duckdb
 
@@ -400,7 +403,7 @@ def _validate_file(lake, manifest: dict) -> dict:
         curated = ", ".join(
             [
                 '_review_id AS review_id',
-                *[f'"t_{c}" AS "{c}"' if c in schema.INTEGER_COLUMNS else f'coalesce("t_{c}", \'\') AS "{c}"'
+                *[f'"t_{c}" AS "{c}"' if c in schema.INTEGER_COLUMNS else f'coalesce("{c}", \'\') AS "{c}"'
                   for c in schema.REQUIRED_COLUMNS],
                 "CASE WHEN t_rating <= 2 THEN -1 WHEN t_rating = 3 THEN 0 ELSE 1 END::BIGINT AS sentiment",  # DESIGN.md
                 f"{sql_literal(name)} AS source_file",
