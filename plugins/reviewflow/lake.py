@@ -89,6 +89,20 @@ class LocalLake:
             raise
         return self._commit(tmp, key)
 
+    def clean_temp(self, older_than_s: float = 3600) -> int:
+        """Remove temp files a killed writer left (old enough that no live write owns them)."""
+        import time
+
+        tmp, removed = Path(self.root) / TMP_DIR, 0
+        for path in tmp.glob("*.tmp") if tmp.exists() else []:
+            try:
+                if time.time() - path.stat().st_mtime > older_than_s:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass  # its writer just renamed it
+        return removed
+
     def put_file(self, local_path: str, key: str) -> str:
         tmp = self._temp_path()
         try:

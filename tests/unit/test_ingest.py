@@ -229,3 +229,18 @@ def test_a_file_whose_validation_breaks_is_quarantined_whole_and_the_others_cura
     assert "a value no rule foresaw" in by_file["odd.csv"]["reason"]
     assert summary["rows_curated"] == 30 and summary["rows_quarantined"] == 20
     assert lake.exists(f"quarantine/reviews/dt={DT}/files/{file_id('odd.csv')}.reason.json")
+
+
+def test_temp_files_of_killed_writers_are_cleaned_and_never_listed(lake_root):
+    import os
+    import time
+
+    lake = LocalLake(lake_root)
+    lake.write_bytes("curated/reviews/dt=2024-03-01/part-0.parquet", b"x")
+    tmp = lake.path(".tmp")
+    (tmp / "old.tmp").write_bytes(b"killed mid-write")
+    (tmp / "live.tmp").write_bytes(b"being written")
+    os.utime(tmp / "old.tmp", (time.time() - 7200, time.time() - 7200))
+    assert lake.list("curated/") == ["curated/reviews/dt=2024-03-01/part-0.parquet"]
+    assert lake.clean_temp() == 1
+    assert not (tmp / "old.tmp").exists() and (tmp / "live.tmp").exists()
