@@ -221,8 +221,7 @@ def crawl_partition(lake: Lake, catalog, dt: str) -> list[dict]:
     for s in skipped:
         log.warning("%s: %s", s["file"], s["reason"])
     lake.delete_prefix(dt_prefix(STAGING, dt))  # a rerun starts from a clean staging area
-    if hasattr(lake, "clean_temp"):
-        lake.clean_temp()  # temp files of writers killed more than an hour ago
+    lake.clean_temp()  # temp files of writers killed more than an hour ago
     catalog_columns = catalog.table_columns(RAW_TABLE)
     manifests = [crawl_file(lake, dt, key, catalog_columns) for key in keys]
     parsed = [m for m in manifests if m["status"] == "parsed"]

@@ -441,7 +441,6 @@ def _validate_file(lake, manifest: dict) -> dict:
         con.execute(f"COPY ({quarantine_sql}) TO {sql_literal(local_q)} (FORMAT parquet)")
         rows_quarantined = pq.ParquetFile(local_q).metadata.num_rows
         by_rule: dict[str, int] = {}
-        sample = []
         # parse-level reasons carry details after the colon; GX labels are the rule itself
         for reason, n in con.execute(
             f"SELECT CASE WHEN r LIKE 'malformed%' OR r LIKE 'merged%' OR r LIKE 'duplicate%' THEN split_part(r, ':', 1) "
