@@ -5,7 +5,7 @@
     python bench/bench_bias.py ../shared/data/womens_clothing_reviews_dev.csv --days 7
 
 Writes curated-like parquet partitions (snake_case columns, sentiment from rating) to a temp
-lake, registers them in the local DuckDB catalog, then times reviewflow.bias for the last day:
+lake, registers them in the local DuckDB catalog, then times reviewflow.bias.metrics for the last day:
 SQL = bias_counts.sql on the engine (both scopes in one scan), Python = every metric from the
 returned count table, HTML = the report page with its charts. Best and median of --repeat runs.
 """
@@ -21,16 +21,16 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "plugins"), str(Path(__file__).resolve().parents[1])]
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from reviewflow import bias  # noqa: E402
-from reviewflow.bias_report import render_html  # noqa: E402
-from reviewflow.catalog import DuckDBCatalog  # noqa: E402
-from reviewflow.schema import CURATED_COLUMNS, INTEGER_COLUMNS, snake_case  # noqa: E402
-from reviewflow.sql import DuckDBEngine  # noqa: E402
+from reviewflow.bias import metrics as bias  # noqa: E402
+from reviewflow.bias.report import render_html  # noqa: E402
+from reviewflow.contract import CURATED_COLUMNS, INTEGER_COLUMNS, snake_case  # noqa: E402
+from reviewflow.storage.catalog import DuckDBCatalog  # noqa: E402
+from reviewflow.storage.sql import DuckDBEngine  # noqa: E402
 
 
 def to_curated(source: pd.DataFrame, dt: str, source_file: str) -> pd.DataFrame:
@@ -71,10 +71,10 @@ def load_csv(root: str, csv_path: str, n_days: int) -> tuple[list[str], int]:
 
 
 def generate(root: str, n_rows: int, n_days: int) -> tuple[list[str], int]:
-    """Generated reviews (reviewflow.sample_data: real category mixes, ratings that vary by
+    """Generated reviews (tools.sample_data: real category mixes, ratings that vary by
     department and age), one day at a time so memory stays bounded; numpy if it is missing."""
     try:
-        from reviewflow.sample_data import generate_reviews
+        from tools.sample_data import generate_reviews
     except ImportError:  # pragma: no cover - the module ships with reviewflow
         generate_reviews = None
     dates = days(n_days)

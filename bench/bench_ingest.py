@@ -30,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
-sys.path.insert(0, str(ROOT / "plugins"))
+sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]  # reviewflow, tools
 DT = "2024-01-01"
 
 FLOOR_SQL = """
@@ -84,11 +84,11 @@ def stages(csv_path: str) -> None:
     """reviewflow's crawl / validate / curate in one process (run in a child process)."""
     import great_expectations  # noqa: F401 - imported up front: its import time is not ingest work
 
-    from reviewflow.catalog import DuckDBCatalog
-    from reviewflow.crawl import crawl_partition
-    from reviewflow.curate import curate_partition
-    from reviewflow.lake import LocalLake
-    from reviewflow.validate import validate_file
+    from reviewflow.ingest.crawl import crawl_partition
+    from reviewflow.ingest.curate import curate_partition
+    from reviewflow.ingest.validate import validate_file
+    from reviewflow.storage.catalog import DuckDBCatalog
+    from reviewflow.storage.lake import LocalLake
 
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as root:
         lake, catalog = LocalLake(root), DuckDBCatalog(root)
@@ -141,7 +141,7 @@ def airflow(csv_path: str) -> dict:
 
 
 def generated_csv(rows: int) -> str:
-    from reviewflow import sample_data
+    from tools import sample_data
 
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"generated-{rows}.csv"

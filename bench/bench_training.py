@@ -31,13 +31,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "plugins"))
+sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]  # reviewflow, tools
 
 from reviewflow.config import get_settings  # noqa: E402
-from reviewflow.lake import LocalLake, read_json  # noqa: E402
-from reviewflow.operators.gpu_training import run_entry_point  # noqa: E402
-from reviewflow.registry import evaluate_and_register, model_prefix, promote, run_candidates, run_gate  # noqa: E402
-from reviewflow.training_data import build_dataset, dataset_key, from_source_csv, load_dataset  # noqa: E402
+from reviewflow.orchestration.gpu_training import run_entry_point  # noqa: E402
+from reviewflow.storage.lake import LocalLake, read_json  # noqa: E402
+from reviewflow.training.dataset import build_dataset, dataset_key, from_source_csv, load_dataset  # noqa: E402
+from reviewflow.training.registry import evaluate_and_register, model_prefix, promote, run_candidates, run_gate  # noqa: E402
 
 DT = "2024-01-01"
 RUN_ID = "bench_training"
@@ -89,7 +89,7 @@ def main() -> None:
     dataset = load_dataset(lake, DT)
     decision = run_gate(lake, run_candidates(lake, VERSION), dataset, RUN_ID, settings)
     if decision["promote"]:
-        from reviewflow.registry import get_version
+        from reviewflow.training.registry import get_version
 
         promote(lake, get_version(lake, decision["challenger"]["model_name"], VERSION), decision, RUN_ID)
 

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from reviewflow.assets import CURATED_REVIEWS
-from reviewflow.dag_defaults import DEFAULT_ARGS, fail_fast, start_date
+from reviewflow.orchestration.assets import CURATED_REVIEWS
+from reviewflow.orchestration.dag_defaults import DEFAULT_ARGS, fail_fast, start_date
 
 DOC = """
 ### Class imbalance and bias report
@@ -62,9 +62,9 @@ Param `cddl_groups` overrides the CDDL strata per facet, e.g. `{"department_name
 def reviews_bias_report():
     @task
     def report_dates() -> list[str]:
-        from reviewflow.bias import report_dates as dates_from
-        from reviewflow.bias import unreported_dates
-        from reviewflow.lake import get_lake
+        from reviewflow.bias.metrics import report_dates as dates_from
+        from reviewflow.bias.metrics import unreported_dates
+        from reviewflow.storage.lake import get_lake
 
         context = get_current_context()
         with fail_fast("choosing the report date"):  # e.g. dt=2025-02-30: fails at once, no retry
@@ -75,7 +75,7 @@ def reviews_bias_report():
 
     @task(multiple_outputs=False, map_index_template="{{ report_dt }}")
     def bias_report(dt: str) -> dict:
-        from reviewflow.bias import run_bias_report
+        from reviewflow.bias.metrics import run_bias_report
 
         context = get_current_context()
         context["report_dt"] = dt

@@ -7,8 +7,8 @@ from datetime import timedelta
 from airflow.sdk import dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from reviewflow.assets import CURATED_REVIEWS
-from reviewflow.dag_defaults import DEFAULT_ARGS, start_date
+from reviewflow.orchestration.assets import CURATED_REVIEWS
+from reviewflow.orchestration.dag_defaults import DEFAULT_ARGS, start_date
 
 DOC = """
 ### Review ingestion
@@ -42,16 +42,16 @@ Reruns rewrite exactly D's outputs; backfills (`airflow backfill create`) are sa
 def reviews_ingest():
     @task
     def crawl() -> list[dict]:
-        from reviewflow.catalog import get_catalog
-        from reviewflow.crawl import crawl_partition
-        from reviewflow.lake import get_lake
+        from reviewflow.ingest.crawl import crawl_partition
+        from reviewflow.storage.catalog import get_catalog
+        from reviewflow.storage.lake import get_lake
 
         return crawl_partition(get_lake(), get_catalog(), get_current_context()["ds"])
 
     @task(multiple_outputs=False, map_index_template="{{ file_name }}")
     def validate(manifest: dict) -> dict:
-        from reviewflow.lake import get_lake
-        from reviewflow.validate import validate_file
+        from reviewflow.ingest.validate import validate_file
+        from reviewflow.storage.lake import get_lake
 
         get_current_context()["file_name"] = manifest["file"]
         return validate_file(get_lake(), manifest)
@@ -60,9 +60,9 @@ def reviews_ingest():
     def curate(file_reports: list[dict]) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from reviewflow.catalog import get_catalog
-        from reviewflow.curate import AccountingError, curate_partition
-        from reviewflow.lake import get_lake
+        from reviewflow.ingest.curate import AccountingError, curate_partition
+        from reviewflow.storage.catalog import get_catalog
+        from reviewflow.storage.lake import get_lake
 
         context = get_current_context()
         try:

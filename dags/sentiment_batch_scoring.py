@@ -7,8 +7,8 @@ from datetime import timedelta
 from airflow.sdk import dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from reviewflow.assets import PREDICTIONS
-from reviewflow.dag_defaults import DEFAULT_ARGS, fail_fast, gpu_queue, start_date
+from reviewflow.orchestration.assets import PREDICTIONS
+from reviewflow.orchestration.dag_defaults import DEFAULT_ARGS, fail_fast, gpu_queue, start_date
 
 DOC = """
 ### Nightly batch scoring
@@ -49,9 +49,9 @@ def sentiment_batch_scoring():
     def collect_labels() -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from reviewflow.labels import collect_labels as collect
-        from reviewflow.labels import is_transient
-        from reviewflow.lake import get_lake
+        from reviewflow.scoring.labels import collect_labels as collect
+        from reviewflow.scoring.labels import is_transient
+        from reviewflow.storage.lake import get_lake
 
         # Bad label files are quarantined inside collect() and never raise. What still raises
         # is a storage hiccup (retried) or a bug / bad setup, which a retry would only repeat.
@@ -66,9 +66,9 @@ def sentiment_batch_scoring():
     def plan() -> list[str]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from reviewflow.catalog import get_catalog
-        from reviewflow.registry import champion
-        from reviewflow.score import unscored_partitions
+        from reviewflow.scoring.score import unscored_partitions
+        from reviewflow.storage.catalog import get_catalog
+        from reviewflow.training.registry import champion
 
         with fail_fast("planning the dates to score"):
             if champion() is None:
@@ -80,11 +80,11 @@ def sentiment_batch_scoring():
 
     @task(multiple_outputs=False, map_index_template="{{ dt }}", queue=gpu_queue())
     def score(dt: str) -> dict:
-        from reviewflow.catalog import get_catalog
         from reviewflow.config import get_settings
-        from reviewflow.lake import get_lake
-        from reviewflow.registry import champion, load_predictor
-        from reviewflow.score import score_partition
+        from reviewflow.scoring.score import score_partition
+        from reviewflow.storage.catalog import get_catalog
+        from reviewflow.storage.lake import get_lake
+        from reviewflow.training.registry import champion, load_predictor
 
         get_current_context()["dt"] = dt
         with fail_fast(f"scoring {dt}"):  # an empty day writes empty outputs; an unreadable one fails, no retry
@@ -96,9 +96,9 @@ def sentiment_batch_scoring():
     @task(multiple_outputs=False, queue=gpu_queue())
     def drift_reference() -> str:
         """The champion's reference profile, computed once (it predicts the validation split)."""
-        from reviewflow.drift import REFERENCE, champion_reference
-        from reviewflow.lake import get_lake
-        from reviewflow.registry import champion, model_prefix
+        from reviewflow.scoring.drift import REFERENCE, champion_reference
+        from reviewflow.storage.lake import get_lake
+        from reviewflow.training.registry import champion, model_prefix
 
         with fail_fast("the drift reference"):
             lake, entry = get_lake(), champion()
@@ -107,8 +107,8 @@ def sentiment_batch_scoring():
 
     @task(multiple_outputs=False, map_index_template="{{ dt }}", outlets=[PREDICTIONS])
     def drift(scored: dict) -> dict:
-        from reviewflow.drift import drift_report
-        from reviewflow.lake import get_lake
+        from reviewflow.scoring.drift import drift_report
+        from reviewflow.storage.lake import get_lake
 
         context = get_current_context()
         context["dt"] = scored["dt"]

@@ -9,10 +9,10 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from reviewflow.assets import CHAMPION_MODEL
 from reviewflow.config import get_settings
-from reviewflow.dag_defaults import DEFAULT_ARGS, fail_fast, start_date
-from reviewflow.operators.gpu_training import gpu_training_task
+from reviewflow.orchestration.assets import CHAMPION_MODEL
+from reviewflow.orchestration.dag_defaults import DEFAULT_ARGS, fail_fast, start_date
+from reviewflow.orchestration.gpu_training import gpu_training_task
 
 SETTINGS = get_settings()  # env only at parse time: cheap, no Airflow Variables, no heavy imports
 BUILD = "{{ ti.xcom_pull(task_ids='build_dataset')"
@@ -82,9 +82,9 @@ all, bad settings or unreadable inputs fail the task at once, without retries.
 def sentiment_training():
     @task(multiple_outputs=False)
     def build_dataset() -> dict:
-        from reviewflow.lake import get_lake
-        from reviewflow.registry import model_prefix, version_for
-        from reviewflow.training_data import build_dataset as build
+        from reviewflow.storage.lake import get_lake
+        from reviewflow.training.dataset import build_dataset as build
+        from reviewflow.training.registry import model_prefix, version_for
 
         context = get_current_context()
         lake = get_lake()
@@ -102,7 +102,7 @@ def sentiment_training():
 
     @task(multiple_outputs=False)
     def train_tfidf(built: dict) -> dict:
-        from reviewflow.operators.gpu_training import run_entry_point
+        from reviewflow.orchestration.gpu_training import run_entry_point
 
         with fail_fast("training tfidf"):
             return run_entry_point("tfidf", built["dataset_uri"], built["outputs"]["tfidf"])
@@ -127,8 +127,8 @@ def sentiment_training():
 
     @task(multiple_outputs=False)
     def evaluate(model_name: str, built: dict) -> dict:
-        from reviewflow.lake import get_lake
-        from reviewflow.registry import evaluate_and_register
+        from reviewflow.storage.lake import get_lake
+        from reviewflow.training.registry import evaluate_and_register
 
         with fail_fast(f"evaluating {model_name}"):
             return evaluate_and_register(
@@ -139,9 +139,9 @@ def sentiment_training():
     def gate(built: dict) -> dict:
         from dataclasses import replace
 
-        from reviewflow.lake import get_lake, read_parquet
-        from reviewflow.registry import run_candidates, run_gate
-        from reviewflow.training_data import dataset_key
+        from reviewflow.storage.lake import get_lake, read_parquet
+        from reviewflow.training.dataset import dataset_key
+        from reviewflow.training.registry import run_candidates, run_gate
 
         context = get_current_context()
         lake = get_lake()
@@ -171,9 +171,9 @@ def sentiment_training():
 
     @task(multiple_outputs=False, trigger_rule="none_failed_min_one_success", outlets=[CHAMPION_MODEL])
     def promote() -> dict:
-        from reviewflow.lake import get_lake
-        from reviewflow.registry import get_version
-        from reviewflow.registry import promote as set_champion
+        from reviewflow.storage.lake import get_lake
+        from reviewflow.training.registry import get_version
+        from reviewflow.training.registry import promote as set_champion
 
         context = get_current_context()
         decision = context["ti"].xcom_pull(task_ids="gate")
@@ -185,8 +185,8 @@ def sentiment_training():
 
     @task(multiple_outputs=False, trigger_rule="none_failed")
     def finalize(decision: dict) -> dict:
-        from reviewflow.lake import get_lake
-        from reviewflow.registry import finalize_decision
+        from reviewflow.storage.lake import get_lake
+        from reviewflow.training.registry import finalize_decision
 
         context = get_current_context()
         ti = context["ti"]

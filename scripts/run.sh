@@ -21,11 +21,11 @@ export REVIEWFLOW_BERT_MAX_TRAIN_SAMPLES="${REVIEWFLOW_BERT_MAX_TRAIN_SAMPLES:-1
 export REVIEWFLOW_BERT_EPOCHS="${REVIEWFLOW_BERT_EPOCHS:-1}"
 
 if [ -n "$DATA" ]; then
-  python -m reviewflow.sample_data load --csv "$DATA" --lake "$REVIEWFLOW_LAKE" --days "$DAYS" --start "$START"
+  python -m tools.sample_data load --csv "$DATA" --lake "$REVIEWFLOW_LAKE" --days "$DAYS" --start "$START"
 else
-  python -m reviewflow.sample_data generate --lake "$REVIEWFLOW_LAKE" --days "$DAYS" \
+  python -m tools.sample_data generate --lake "$REVIEWFLOW_LAKE" --days "$DAYS" \
     --rows-per-day "$ROWS" --start "$START" --dirty-share 0.02
 fi
 
 bash scripts/start_airflow.sh
-python scripts/run_pipeline.py --days "$DAYS" --start "$START"
+python -m tools.run_pipeline --days "$DAYS" --start "$START"

@@ -5,7 +5,7 @@ Runs without Airflow (a subprocess, a Celery GPU worker, a Kubernetes pod, a Sag
     python include/models/bert.py --dataset DATASET.parquet --output MODEL_DIR \
         [--model-name-or-path PATH_OR_ID] [--epochs 2] [--max-train-samples 2000] [--max-minutes 10]
 
-Reads the dataset parquet written by ``reviewflow.training_data`` (``review_id``, ``text``,
+Reads the dataset parquet written by ``reviewflow.training.dataset`` (``review_id``, ``text``,
 ``label`` in -1/0/1, ``split``); ``--dataset`` / ``--output`` may be local paths or ``s3://`` URIs.
 The model is ``AutoModelForSequenceClassification(num_labels=3)`` from a model id or a local
 (or S3-synced) folder; batches are padded per batch (``DataCollatorWithPadding``), the loss is

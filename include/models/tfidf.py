@@ -4,7 +4,7 @@ Runs without Airflow (a subprocess, a container or a SageMaker job)::
 
     python include/models/tfidf.py --dataset DATASET.parquet --output MODEL_DIR
 
-The dataset is the parquet written by ``reviewflow.training_data`` (columns ``review_id``,
+The dataset is the parquet written by ``reviewflow.training.dataset`` (columns ``review_id``,
 ``text``, ``label`` in -1/0/1, ``split`` in train/validation/test). ``--dataset`` and ``--output``
 may be local paths or ``s3://`` URIs. The model dir receives ``model.joblib`` (a fitted
 ``Pipeline``), ``leaderboard.json`` (every candidate's validation scores), ``metrics.json``,

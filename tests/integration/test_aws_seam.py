@@ -7,13 +7,13 @@ import uuid
 import boto3
 import pytest
 
-from reviewflow import sample_data
-from reviewflow.catalog import GlueCatalog, get_catalog
 from reviewflow.config import get_settings
-from reviewflow.crawl import crawl_partition, file_id
-from reviewflow.curate import curate_partition
-from reviewflow.lake import S3Lake, get_lake, read_parquet
-from reviewflow.validate import validate_file
+from reviewflow.ingest.crawl import crawl_partition, file_id
+from reviewflow.ingest.curate import curate_partition
+from reviewflow.ingest.validate import validate_file
+from reviewflow.storage.catalog import GlueCatalog, get_catalog
+from reviewflow.storage.lake import S3Lake, get_lake, read_parquet
+from tools import sample_data
 
 pytestmark = pytest.mark.aws
 DT = "2024-05-01"
@@ -41,7 +41,7 @@ def test_lake_roundtrip_and_partition_replace(s3_lake):
 
 
 def test_replace_partition_deletes_exactly_the_stale_keys(s3_lake):
-    from reviewflow.lake import replace_partition
+    from reviewflow.storage.lake import replace_partition
 
     # "part-0" is stale; "part-0.parquet" (sharing its prefix) is kept: a prefix delete would take both
     s3_lake.write_bytes("c/dt=1/part-0", b"old")

@@ -17,11 +17,11 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from reviewflow import sample_data
-from reviewflow.airflow_api import AirflowAPI
 from reviewflow.config import PROJECT_ROOT
-from reviewflow.lake import LocalLake, read_parquet
-from reviewflow.registry import evaluate_and_register, get_version, model_prefix, promote
+from reviewflow.storage.lake import LocalLake, read_parquet
+from reviewflow.training.registry import evaluate_and_register, get_version, model_prefix, promote
+from tools import sample_data
+from tools.airflow_api import AirflowAPI
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.services]
 START, DAYS = date(2024, 1, 1), 30
@@ -89,8 +89,8 @@ def test_backfill_30_days_twice_is_idempotent(airflow_stack):
 
 def make_champion(lake: LocalLake, dt: str) -> dict:
     """A TF-IDF champion trained on the backfilled data (sentiment_training's steps, in process)."""
-    from reviewflow.registry import _entry_point
-    from reviewflow.training_data import build_dataset
+    from reviewflow.training.dataset import build_dataset
+    from reviewflow.training.registry import _entry_point
 
     built = build_dataset(lake, dt)
     version = "backfill-test"

@@ -27,10 +27,10 @@ import uuid
 import boto3
 import pytest
 
-from reviewflow import bias
+from reviewflow.bias import metrics as bias
 from reviewflow.config import get_settings
-from reviewflow.lake import get_lake, read_json
-from reviewflow.sql import AthenaEngine, get_engine, render_sql
+from reviewflow.storage.lake import get_lake, read_json
+from reviewflow.storage.sql import AthenaEngine, get_engine, render_sql
 
 pytestmark = pytest.mark.aws
 D = "2024-01-03"

@@ -32,10 +32,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from reviewflow import sample_data
-from reviewflow.airflow_api import AirflowAPI
 from reviewflow.config import PROJECT_ROOT
-from reviewflow.lake import LocalLake, read_json, read_parquet
+from reviewflow.storage.lake import LocalLake, read_json, read_parquet
+from tools import sample_data
+from tools.airflow_api import AirflowAPI
 
 pytestmark = pytest.mark.services
 

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from reviewflow import sample_data
-from reviewflow.lake import LocalLake, read_json, read_parquet
-from reviewflow.score import PREDICTION_COLUMNS
+from reviewflow.scoring.score import PREDICTION_COLUMNS
+from reviewflow.storage.lake import LocalLake, read_json, read_parquet
+from tools import sample_data
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 DAYS = ["2024-05-01", "2024-05-02", "2024-05-03"]
@@ -71,7 +71,7 @@ def test_whole_chain_over_three_days_and_an_identical_rerun(airflow_db, lake_roo
         assert {c["check"] for c in drift["checks"]} >= {"predicted distribution", "out-of-vocabulary share"}
         assert lake.exists(f"reports/drift/dt={dt}/drift_report.html")
     # the catalog knows the predictions table and its partitions
-    from reviewflow.sql import DuckDBEngine
+    from reviewflow.storage.sql import DuckDBEngine
 
     counts = DuckDBEngine(lake_root).query("SELECT dt, count(*) AS n FROM reviews.predictions GROUP BY dt ORDER BY dt")
     assert counts["dt"].tolist() == DAYS and counts["n"].tolist() == [len(first[dt]) for dt in DAYS]

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from fresh_process import airflow_dags_test
 
-from reviewflow import sample_data
+from tools import sample_data
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -59,8 +59,8 @@ def run(dag_id: str, dt: str, env: dict | None = None) -> None:
 
 def add_empty_day(lake_root: str, dt: str) -> None:
     """The typed empty partition ingest writes for a day without reviews, registered like curate does."""
-    from reviewflow.catalog import get_catalog
-    from reviewflow.curate import CURATED_TABLE, curated_columns
+    from reviewflow.ingest.curate import CURATED_TABLE, curated_columns
+    from reviewflow.storage.catalog import get_catalog
 
     folder = Path(lake_root, "curated", "reviews", f"dt={dt}")
     folder.mkdir(parents=True)
@@ -125,7 +125,7 @@ def test_an_empty_day_flows_through_bias_training_and_scoring(airflow_db, lake_r
         checks = read_json(lake_root, f"reports/drift/dt={dt}/drift_report.json")["checks"]
         assert {c["check"] for c in checks} >= {"predicted distribution", "out-of-vocabulary share"}
     # the catalog's predictions view reads the empty partition beside the others
-    from reviewflow.sql import DuckDBEngine
+    from reviewflow.storage.sql import DuckDBEngine
 
     counts = DuckDBEngine(lake_root).query("SELECT dt, count(*) AS n FROM reviews.predictions GROUP BY dt ORDER BY dt")
     assert counts["dt"].tolist() == DAYS and counts["n"].tolist() == [len(curated[dt]) for dt in DAYS]

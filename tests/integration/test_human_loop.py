@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 from fresh_process import airflow_dags_test, parse_run
 
-from reviewflow import sample_data
-from reviewflow.labels import LABELS_KEY
-from reviewflow.lake import LocalLake, read_json, read_parquet
+from reviewflow.scoring.labels import LABELS_KEY
+from reviewflow.storage.lake import LocalLake, read_json, read_parquet
+from tools import sample_data
 
 DAYS = ["2024-07-01", "2024-07-02"]
 CHEAP_BERT = {

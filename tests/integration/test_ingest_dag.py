@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from reviewflow import sample_data
-from reviewflow.lake import LocalLake, read_json, read_parquet
+from reviewflow.storage.lake import LocalLake, read_json, read_parquet
+from tools import sample_data
 
 pytestmark = pytest.mark.e2e
 DAYS = ["2024-02-01", "2024-02-02", "2024-02-03"]
@@ -43,7 +43,7 @@ def test_ingest_three_days_and_rerun(airflow_db, lake_root):
     # The rerun rewrites the partition with the same rows; only the run id differs.
     pd.testing.assert_frame_equal(before[DAYS[1]].drop(columns="ingest_run"), after.drop(columns="ingest_run"))
 
-    from reviewflow.sql import DuckDBEngine
+    from reviewflow.storage.sql import DuckDBEngine
 
     counts = DuckDBEngine(lake_root).query(
         "SELECT dt, count(*) AS n FROM reviews.curated_reviews GROUP BY dt ORDER BY dt"

@@ -6,9 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from reviewflow import curate, sample_data, schema
-from reviewflow.catalog import DuckDBCatalog
-from reviewflow.lake import LocalLake, read_json, write_parquet
+from reviewflow import contract
+from reviewflow.ingest import curate
+from reviewflow.storage.catalog import DuckDBCatalog
+from reviewflow.storage.lake import LocalLake, read_json, write_parquet
+from tools import sample_data
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 DAYS = ["2024-03-01", "2024-03-02"]
@@ -19,7 +21,7 @@ def curate_days(lake_root: str, rows_per_day: int) -> None:
     catalog = DuckDBCatalog(lake_root)
     for i, dt in enumerate(DAYS):
         raw = sample_data.generate_reviews(rows_per_day, seed=20 + i, start_index=i * 100_000)
-        raw.columns = [schema.snake_case(c) for c in raw.columns]
+        raw.columns = [contract.snake_case(c) for c in raw.columns]
         write_parquet(
             LocalLake(lake_root), f"curated/reviews/dt={dt}/part-0.parquet", curate.to_curated(raw, f"{dt}.csv", "r")
         )

@@ -2,7 +2,7 @@
 both scopes, the SQL on DuckDB, the HTML, and the DAG end to end in local mode.
 
 Expected numbers are worked out by hand below with plain arithmetic (never by calling
-reviewflow.bias), from this fixture (report date D = 2024-01-03):
+reviewflow.bias.metrics), from this fixture (report date D = 2024-01-03):
 
     #  department class    division        age band   sentiment dt
     1  Tops       Knits    General          24 <25       1      D1
@@ -32,11 +32,11 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from reviewflow import bias
-from reviewflow.catalog import DuckDBCatalog
+from reviewflow.bias import metrics as bias
 from reviewflow.config import ConfigError, get_settings
-from reviewflow.schema import CURATED_COLUMNS
-from reviewflow.sql import DuckDBEngine, render_sql
+from reviewflow.contract import CURATED_COLUMNS
+from reviewflow.storage.catalog import DuckDBCatalog
+from reviewflow.storage.sql import DuckDBEngine, render_sql
 
 D1, D, D3 = "2024-01-02", "2024-01-03", "2024-01-04"
 ROWS = [
@@ -360,7 +360,7 @@ def test_alerts(counts):
 
 
 def test_unreported_dates_are_ingested_dates_without_a_report(lake_root):
-    from reviewflow.lake import LocalLake, write_json
+    from reviewflow.storage.lake import LocalLake, write_json
 
     lake = LocalLake(lake_root)
     for dt in ("2024-01-01", "2024-01-02", "2024-01-03"):
@@ -390,7 +390,7 @@ def test_report_dates_from_the_context():
 
 
 def test_html_is_escaped_and_self_contained():
-    from reviewflow.bias_report import render_html
+    from reviewflow.bias.report import render_html
 
     counts = pd.DataFrame(
         [("<script>alert(1)</script>", "Knits", "General", "<25", 1, 3, 1),
@@ -412,7 +412,7 @@ def test_html_is_escaped_and_self_contained():
 def test_run_bias_report_writes_and_fails_on_alert(lake_root):
     from airflow.sdk.exceptions import AirflowException
 
-    from reviewflow.lake import LocalLake, read_json
+    from reviewflow.storage.lake import LocalLake, read_json
 
     write_fixture_lake(lake_root)
     settings = replace(
@@ -434,7 +434,7 @@ def test_dag_end_to_end_local(airflow_db, lake_root):
     from airflow.dag_processing.dagbag import DagBag
 
     from reviewflow.config import PROJECT_ROOT
-    from reviewflow.lake import LocalLake, read_json
+    from reviewflow.storage.lake import LocalLake, read_json
 
     write_fixture_lake(lake_root)
     dag = DagBag(str(PROJECT_ROOT / "dags")).dags["reviews_bias_report"]
@@ -454,7 +454,7 @@ def test_dag_end_to_end_local(airflow_db, lake_root):
 
 
 def test_a_date_before_any_data_gives_an_empty_report(fixture_lake):
-    from reviewflow.bias_report import render_html
+    from reviewflow.bias.report import render_html
 
     empty = bias.build_report(bias.fetch_counts(DuckDBEngine(fixture_lake), "2023-12-31"), "2023-12-31")
     assert empty["scopes"]["cumulative"]["rows"] == 0 and empty["metrics"] == [] and empty["alerts"] == []

@@ -17,12 +17,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from reviewflow import bias, curate, drift, sample_data, schema
-from reviewflow.catalog import DuckDBCatalog
-from reviewflow.lake import LocalLake, read_json, write_json, write_parquet
-from reviewflow.registry import model_prefix
-from reviewflow.score import PREDICTION_COLUMNS, score_partition, unscored_partitions
-from reviewflow.sql import DuckDBEngine
+from reviewflow import contract
+from reviewflow.bias import metrics as bias
+from reviewflow.ingest import curate
+from reviewflow.scoring import drift
+from reviewflow.scoring.score import PREDICTION_COLUMNS, score_partition, unscored_partitions
+from reviewflow.storage.catalog import DuckDBCatalog
+from reviewflow.storage.lake import LocalLake, read_json, write_json, write_parquet
+from reviewflow.storage.sql import DuckDBEngine
+from reviewflow.training.registry import model_prefix
+from tools import sample_data
 
 DAYS = ["2024-06-01", "2024-06-02"]
 EMPTY = "2024-06-03"
@@ -31,10 +35,10 @@ ROWS = 300
 
 def curated_schema() -> pa.Schema:
     """The curated partition's types: review_id and text columns string, the integer columns int64."""
-    columns = list(schema.CURATED_COLUMNS)
+    columns = list(contract.CURATED_COLUMNS)
     if "source_line" not in columns:  # ingest adds it (int64); an older partition may lack it
         columns.append("source_line")
-    integers = {*schema.INTEGER_COLUMNS, "sentiment", "source_line"}
+    integers = {*contract.INTEGER_COLUMNS, "sentiment", "source_line"}
     return pa.schema([pa.field(c, pa.int64() if c in integers else pa.string()) for c in columns])
 
 
@@ -55,11 +59,11 @@ def add_empty_partition(lake_root: str, dt: str) -> None:
 def curated_rows(n: int, seed: int, source_file: str) -> pd.DataFrame:
     """Generated reviews in the curated shape and types (what ingest writes for a clean file)."""
     raw = sample_data.generate_reviews(n, seed=seed, start_index=seed * 100_000)
-    raw.columns = [schema.snake_case(c) for c in raw.columns]
+    raw.columns = [contract.snake_case(c) for c in raw.columns]
     frame = pd.DataFrame({"review_id": [f"{source_file}:{i}" for i in raw["source_row_id"]]})
-    for column in schema.REQUIRED_COLUMNS:
-        frame[column] = raw[column].astype("int64" if column in schema.INTEGER_COLUMNS else str).to_numpy()
-    frame["sentiment"] = frame["rating"].map(schema.sentiment_from_rating).astype("int64")
+    for column in contract.REQUIRED_COLUMNS:
+        frame[column] = raw[column].astype("int64" if column in contract.INTEGER_COLUMNS else str).to_numpy()
+    frame["sentiment"] = frame["rating"].map(contract.sentiment_from_rating).astype("int64")
     frame["source_file"], frame["ingest_run"] = source_file, "test-run"
     frame["source_line"] = np.arange(2, n + 2, dtype="int64")
     return frame[curated_schema().names]
@@ -130,7 +134,7 @@ def test_drift_of_an_empty_day_says_no_reviews_without_psi_or_alerts(lake_with_a
     # the champion's reference, cached as the drift_reference task leaves it
     base = sample_data.generate_reviews(1000, seed=42)
     reference = drift.reference_profile(
-        base["Review Text"], base["Rating"].astype(int).map(schema.sentiment_from_rating), base["Department Name"]
+        base["Review Text"], base["Rating"].astype(int).map(contract.sentiment_from_rating), base["Department Name"]
     )
     write_json(lake, model_prefix("tfidf", "v1") + drift.REFERENCE, reference)
     score_partition(lake, catalog, EMPTY, uniform, champion, queue_threshold=0.6)
@@ -160,7 +164,7 @@ def test_bias_report_of_an_empty_day_says_no_reviews_and_keeps_the_cumulative_pa
 
 
 def test_training_dataset_with_an_empty_latest_day_is_the_history(lake_with_an_empty_day):
-    from reviewflow.training_data import build_dataset
+    from reviewflow.training.dataset import build_dataset
 
     built = build_dataset(LocalLake(lake_with_an_empty_day), EMPTY)
     snapshot = built["snapshot"]

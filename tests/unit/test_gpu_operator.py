@@ -9,16 +9,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reviewflow import curate, sample_data, schema
+from reviewflow import contract
 from reviewflow.config import MODELS_DIR, get_settings
-from reviewflow.operators.gpu_training import (
+from reviewflow.ingest import curate
+from reviewflow.orchestration.gpu_training import (
     GPU_QUEUE,
     TrainingFailed,
     cli_args,
     gpu_training_task,
     run_entry_point,
 )
-from reviewflow.training_data import assemble
+from reviewflow.training.dataset import assemble
+from tools import sample_data
 
 PARAMS = {"max_train_samples": 30, "epochs": 1, "max_length": 32, "batch_size": 8, "max_minutes": 1}
 
@@ -30,7 +32,7 @@ def settings_for(backend: str, lake: str = "/tmp/lake"):
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory) -> str:
     raw = sample_data.generate_reviews(400, seed=5)
-    raw.columns = [schema.snake_case(c) for c in raw.columns]
+    raw.columns = [contract.snake_case(c) for c in raw.columns]
     frame = assemble(curate.to_curated(raw, "tiny.csv", "run").assign(dt="2024-03-01"), None)
     tiny = pd.concat(
         [

@@ -8,13 +8,14 @@ import json
 import pandas as pd
 import pytest
 
-from reviewflow import sample_data, schema
-from reviewflow.catalog import DuckDBCatalog
-from reviewflow.crawl import crawl_partition, detect_drift, file_id
-from reviewflow.curate import AccountingError, check_accounting, curate_partition
-from reviewflow.lake import LocalLake, read_parquet
-from reviewflow.parse import parse_file
-from reviewflow.validate import validate_file
+from reviewflow import contract
+from reviewflow.ingest.crawl import crawl_partition, detect_drift, file_id
+from reviewflow.ingest.curate import AccountingError, check_accounting, curate_partition
+from reviewflow.ingest.parse import parse_file
+from reviewflow.ingest.validate import validate_file
+from reviewflow.storage.catalog import DuckDBCatalog
+from reviewflow.storage.lake import LocalLake, read_parquet
+from tools import sample_data
 
 DT = "2024-03-01"
 
@@ -96,7 +97,7 @@ def test_curated_columns_and_sentiment(lake_root):
     land(lake, "clean.csv", sample_data.to_csv_bytes(frame))
     ingest(lake)
     curated = read_parquet(lake, f"curated/reviews/dt={DT}/part-0.parquet")
-    assert list(curated.columns) == [*schema.CURATED_COLUMNS, *schema.LINEAGE_COLUMNS]
+    assert list(curated.columns) == [*contract.CURATED_COLUMNS, *contract.LINEAGE_COLUMNS]
     assert len(curated) == 300
     assert curated["review_id"].is_unique
     expected = curated["rating"].map(lambda r: -1 if r <= 2 else 0 if r == 3 else 1)
@@ -210,7 +211,7 @@ def test_accounting_mismatch_fails_loudly():
 
 
 def test_a_file_whose_validation_breaks_is_quarantined_whole_and_the_others_curate(lake_root, monkeypatch):
-    from reviewflow import validate
+    from reviewflow.ingest import validate
 
     lake = LocalLake(lake_root)
     land(lake, "good.csv", sample_data.to_csv_bytes(sample_data.generate_reviews(30, seed=1)))

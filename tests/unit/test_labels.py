@@ -1,4 +1,4 @@
-"""The human-label intake (reviewflow.labels and the collect_labels task) on hostile label files."""
+"""The human-label intake (reviewflow.scoring.labels and the collect_labels task) on hostile label files."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import textwrap
 import pandas as pd
 import pytest
 
-from reviewflow import training_data
 from reviewflow.config import PROJECT_ROOT
-from reviewflow.labels import LABELS_KEY, collect_labels
-from reviewflow.lake import LocalLake, read_json, read_parquet, write_parquet
+from reviewflow.scoring.labels import LABELS_KEY, collect_labels
+from reviewflow.storage.lake import LocalLake, read_json, read_parquet, write_parquet
+from reviewflow.training import dataset as training_data
 
 IDS = ["rv-a", "rv-b", "rv-c", "rv-d"]
 
@@ -54,8 +54,8 @@ def test_collect_labels_runs_in_a_fresh_process(lake, lake_root):
     drop(lake, "a.csv", "review_id,label\nrv-a,positive\nrv-b,maybe\n")
     code = textwrap.dedent("""
         import json
-        from reviewflow.labels import collect_labels
-        from reviewflow.lake import get_lake
+        from reviewflow.scoring.labels import collect_labels
+        from reviewflow.storage.lake import get_lake
         print("SUMMARY=" + json.dumps(collect_labels(get_lake())))
     """)
     env = {**os.environ, "REVIEWFLOW_LAKE": lake_root, "PYTHONPATH": str(PROJECT_ROOT / "plugins")}
@@ -146,7 +146,7 @@ def test_conflicting_labels_in_one_file_reject_both_rows(lake):
 def test_a_later_file_wins_and_the_conflict_is_reported(lake, caplog):
     drop(lake, "2024-04-03-bo.csv", "review_id,label\nrv-a,negative\nrv-b,1\n")
     drop(lake, "2024-04-02-al.csv", "review_id,label\nrv-a,positive\nrv-b,positive\n")
-    with caplog.at_level(logging.WARNING, logger="reviewflow.labels"):
+    with caplog.at_level(logging.WARNING, logger="reviewflow.scoring.labels"):
         summary = collect_labels(lake)
     assert labels_of(lake) == {"rv-a": -1, "rv-b": 1}
     assert summary["conflicts"] == [
@@ -270,7 +270,7 @@ def _collect_task_callable():
 def test_collect_task_fails_fast_on_bugs_and_retries_storage_errors(lake, monkeypatch):
     from airflow.sdk.exceptions import AirflowFailException
 
-    import reviewflow.labels
+    import reviewflow.scoring.labels
 
     collect_task = _collect_task_callable()
     drop(lake, "junk.bin", bytes(range(256)))
@@ -281,13 +281,13 @@ def test_collect_task_fails_fast_on_bugs_and_retries_storage_errors(lake, monkey
     def broken(lake):
         raise KeyError("row_failures")  # e.g. an incompatible validate_frame: a retry repeats it
 
-    monkeypatch.setattr(reviewflow.labels, "collect_labels", broken)
+    monkeypatch.setattr(reviewflow.scoring.labels, "collect_labels", broken)
     with pytest.raises(AirflowFailException, match="not retried"):
         collect_task()
 
     def flaky(lake):
         raise ConnectionResetError("lake went away")
 
-    monkeypatch.setattr(reviewflow.labels, "collect_labels", flaky)
+    monkeypatch.setattr(reviewflow.scoring.labels, "collect_labels", flaky)
     with pytest.raises(ConnectionResetError):  # transient: left to the task's retry
         collect_task()

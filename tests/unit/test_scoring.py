@@ -8,14 +8,15 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
-from reviewflow import drift, sample_data
-from reviewflow.catalog import DuckDBCatalog
-from reviewflow.crawl import crawl_partition
-from reviewflow.curate import curate_partition
-from reviewflow.labels import LABELS_KEY, collect_labels
-from reviewflow.lake import LocalLake, read_parquet, write_parquet
-from reviewflow.score import PREDICTION_COLUMNS, review_texts, score_partition, unscored_partitions
-from reviewflow.validate import validate_file
+from reviewflow.ingest.crawl import crawl_partition
+from reviewflow.ingest.curate import curate_partition
+from reviewflow.ingest.validate import validate_file
+from reviewflow.scoring import drift
+from reviewflow.scoring.labels import LABELS_KEY, collect_labels
+from reviewflow.scoring.score import PREDICTION_COLUMNS, review_texts, score_partition, unscored_partitions
+from reviewflow.storage.catalog import DuckDBCatalog
+from reviewflow.storage.lake import LocalLake, read_parquet, write_parquet
+from tools import sample_data
 
 DT = "2024-04-01"
 
@@ -156,7 +157,7 @@ def dag_task(monkeypatch, task_id: str, context: dict):
 def test_an_unreadable_partition_fails_the_score_task_without_retry(monkeypatch, lake_root):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from reviewflow.lake import write_json
+    from reviewflow.storage.lake import write_json
 
     lake = LocalLake(lake_root)
     write_json(lake, "models/champion.json", {"model_name": "tfidf", "version": "v1", "kind": "tfidf",

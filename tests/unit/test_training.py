@@ -10,10 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reviewflow import curate, sample_data, schema
-from reviewflow.catalog import DuckDBCatalog
+from reviewflow import contract
 from reviewflow.config import get_settings
-from reviewflow.evaluate import (
+from reviewflow.ingest import curate
+from reviewflow.storage.catalog import DuckDBCatalog
+from reviewflow.storage.lake import LocalLake, read_json, write_parquet
+from reviewflow.training.dataset import assemble, assign_split, build_dataset, dataset_key, hash_bucket, snapshot_key
+from reviewflow.training.evaluate import (
     bias_metrics,
     classification_metrics,
     evaluate_predictions,
@@ -21,8 +24,7 @@ from reviewflow.evaluate import (
     facet_quality,
     render_report,
 )
-from reviewflow.lake import LocalLake, read_json, write_parquet
-from reviewflow.registry import (
+from reviewflow.training.registry import (
     _entry_point,
     champion,
     decisions,
@@ -39,14 +41,14 @@ from reviewflow.registry import (
     version_for,
     versions,
 )
-from reviewflow.training_data import assemble, assign_split, build_dataset, dataset_key, hash_bucket, snapshot_key
+from tools import sample_data
 
 DT1, DT2 = "2024-03-01", "2024-03-02"
 
 
 def curated_frame(n: int, seed: int, source: str = "day.csv") -> pd.DataFrame:
     raw = sample_data.generate_reviews(n, seed=seed, start_index=seed * 100_000)
-    raw.columns = [schema.snake_case(c) for c in raw.columns]
+    raw.columns = [contract.snake_case(c) for c in raw.columns]
     return curate.to_curated(raw, source, "test-run")
 
 
@@ -357,8 +359,8 @@ def test_fail_fast_maps_deterministic_errors_and_lets_the_rest_retry():
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from reviewflow.config import ConfigError
-    from reviewflow.dag_defaults import fail_fast
-    from reviewflow.training_data import EmptyDatasetError
+    from reviewflow.orchestration.dag_defaults import fail_fast
+    from reviewflow.training.dataset import EmptyDatasetError
 
     for error in (ConfigError("REVIEWFLOW_X='y'"), EmptyDatasetError("no rows"), FileNotFoundError("gone.parquet")):
         with pytest.raises(AirflowFailException, match="the step failed: .*not retried") as failure:
@@ -425,7 +427,7 @@ def test_bert_training_exits_its_output_dir_when_it_fails(monkeypatch, tmp_path)
     raw = sample_data.generate_reviews(60, seed=4)
     dataset = pd.DataFrame({
         "review_id": [f"r{i}" for i in range(len(raw))], "text": raw["Review Text"].astype(str),
-        "label": raw["Rating"].astype(int).map(schema.sentiment_from_rating),
+        "label": raw["Rating"].astype(int).map(contract.sentiment_from_rating),
         "split": ["train"] * 40 + ["validation"] * 10 + ["test"] * 10,
     })  # fmt: skip
     dataset.to_parquet(tmp_path / "dataset.parquet", index=False)

@@ -1,6 +1,6 @@
 """The bias report for people: one self-contained HTML page (inline PNG charts, escaped text).
 
-    render_html(report) -> str      # report: the dict reviewflow.bias.build_report returns
+    render_html(report) -> str      # report: the dict reviewflow.bias.metrics.build_report returns
 
 Sections: alerts; per scope, the label distribution per facet (stacked bars), a DPL heatmap
 (facet value x label value) and CI bars; then the largest disparities first and the undefined
@@ -14,7 +14,7 @@ import io
 from collections import Counter
 from typing import Any
 
-from reviewflow.bias import FACETS, LABEL_VALUES, METRICS, SCOPES, no_reviews_message
+from reviewflow.bias.metrics import FACETS, LABEL_VALUES, METRICS, SCOPES, no_reviews_message
 
 LABEL_NAMES = {-1: "negative", 0: "neutral", 1: "positive"}
 LABEL_COLOURS = {-1: "#c0392b", 0: "#95a5a6", 1: "#27ae60"}

@@ -7,8 +7,8 @@ share of dirty rows of every kind the validation suite must catch. `write_landin
 generated rows over days of landing folders; `load_csv_to_landing` does the same with a user's
 CSV (such as the real Kaggle file) for a backfill demo.
 
-    python -m reviewflow.sample_data generate --lake lake --days 3 --rows-per-day 2000
-    python -m reviewflow.sample_data load --csv reviews.csv --lake lake --days 7
+    python -m tools.sample_data generate --lake lake --days 3 --rows-per-day 2000
+    python -m tools.sample_data load --csv reviews.csv --lake lake --days 7
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from reviewflow.lake import get_lake
+from reviewflow.storage.lake import get_lake
 
 COLUMNS = ["", "Clothing ID", "Age", "Title", "Review Text", "Rating", "Recommended IND",
            "Positive Feedback Count", "Division Name", "Department Name", "Class Name"]  # fmt: skip
@@ -275,7 +275,7 @@ def load_csv_to_landing(csv_path: str, lake_root: str, days: int, start: str = "
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m reviewflow.sample_data", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.sample_data", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="generated reviews into landing")
     gen.add_argument("--rows-per-day", type=int, default=2000)

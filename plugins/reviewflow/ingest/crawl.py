@@ -22,10 +22,10 @@ import tempfile
 import time
 from pathlib import PurePosixPath
 
-from reviewflow import schema
+from reviewflow import contract
 from reviewflow.faults import maybe_crash
-from reviewflow.lake import Lake, dt_prefix, write_json
-from reviewflow.parse import LINE, RECORD, Parsed, UnreadableFile, WrongSchema, file_format, parse_file
+from reviewflow.ingest.parse import LINE, RECORD, Parsed, UnreadableFile, WrongSchema, file_format, parse_file
+from reviewflow.storage.lake import Lake, dt_prefix, write_json
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def staging_prefix(dt: str, fid: str) -> str:
     return f"{dt_prefix(STAGING, dt)}{fid}/"
 
 
-EXPECTED_TYPES = {c: ("BIGINT" if c in schema.INTEGER_COLUMNS else "VARCHAR") for c in schema.REQUIRED_COLUMNS}
+EXPECTED_TYPES = {c: ("BIGINT" if c in contract.INTEGER_COLUMNS else "VARCHAR") for c in contract.REQUIRED_COLUMNS}
 
 
 def detect_drift(columns: dict[str, str], reference: dict[str, str]) -> dict:

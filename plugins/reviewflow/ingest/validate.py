@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reviewflow import schema
+from reviewflow import contract
 from reviewflow.faults import maybe_crash
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,9 @@ SUITE_NAME = "reviews_contract"
 QUARANTINE = "quarantine/reviews"
 QUALITY = "reports/quality"
 ID_ROWS = "_id_rows_in_file"  # rows of the file (distinct reviews) sharing this row's source_row_id
-IDENTITY_COLUMNS = [c for c in schema.REQUIRED_COLUMNS if c != "positive_feedback_count"]  # counts change on redelivery
+IDENTITY_COLUMNS = [
+    c for c in contract.REQUIRED_COLUMNS if c != "positive_feedback_count"
+]  # counts change on redelivery
 BATCH_ROWS = 250_000
 PARSE_REASONS = ("malformed", "merged", "duplicate")
 QUARANTINE_COLUMNS = ["source_file", "source_line", "source_record", "reasons", "raw"]
@@ -46,14 +48,14 @@ def build_suite():
 
     suite = gx.ExpectationSuite(name=SUITE_NAME)
     add = suite.add_expectation
-    add(gxe.ExpectTableColumnsToMatchSet(column_set=schema.REQUIRED_COLUMNS, exact_match=False,
+    add(gxe.ExpectTableColumnsToMatchSet(column_set=contract.REQUIRED_COLUMNS, exact_match=False,
                                          meta=meta("required columns present")))  # fmt: skip
     add(gxe.ExpectColumnValuesToNotBeNull(column="review_text", meta=meta("review text present")))
-    for column in schema.INTEGER_COLUMNS:
+    for column in contract.INTEGER_COLUMNS:
         add(gxe.ExpectColumnValuesToNotBeNull(column=column, meta=meta(f"{column} is an integer (int64)")))
     add(gxe.ExpectColumnValuesToBeInSet(column="rating", value_set=[1, 2, 3, 4, 5], meta=meta("rating in 1..5")))
-    add(gxe.ExpectColumnValuesToBeBetween(column="age", min_value=schema.MIN_AGE, max_value=schema.MAX_AGE,
-                                          meta=meta(f"age plausible ({schema.MIN_AGE}..{schema.MAX_AGE})")))  # fmt: skip
+    add(gxe.ExpectColumnValuesToBeBetween(column="age", min_value=contract.MIN_AGE, max_value=contract.MAX_AGE,
+                                          meta=meta(f"age plausible ({contract.MIN_AGE}..{contract.MAX_AGE})")))  # fmt: skip
     add(
         gxe.ExpectColumnValuesToBeInSet(
             column="recommended_ind", value_set=[0, 1], meta=meta("recommended_ind in {0,1}")
@@ -63,8 +65,8 @@ def build_suite():
                                           meta=meta("positive_feedback_count >= 0")))  # fmt: skip
     # Uniqueness over the whole file (not one batch): DuckDB counts the rows sharing an id.
     add(gxe.ExpectColumnValuesToBeBetween(column=ID_ROWS, max_value=1, meta=meta("review id unique in file")))
-    for column, known in (("division_name", schema.DIVISIONS), ("department_name", schema.DEPARTMENTS),
-                          ("class_name", schema.CLASSES)):  # fmt: skip
+    for column, known in (("division_name", contract.DIVISIONS), ("department_name", contract.DEPARTMENTS),
+                          ("class_name", contract.CLASSES)):  # fmt: skip
         add(gxe.ExpectColumnValuesToBeInSet(column=column, value_set=known, severity="warning",
                                             meta=meta(f"{column} from the known set")))  # fmt: skip
     return suite
@@ -180,7 +182,7 @@ def typed_query(columns: list[str], has_source_id: bool) -> str:
 
     One streaming pass (no sort, no window), so memory stays flat for files larger than RAM.
     """
-    typed = [f'{_int_expr(c)} AS "t_{c}"' for c in schema.INTEGER_COLUMNS]
+    typed = [f'{_int_expr(c)} AS "t_{c}"' for c in contract.INTEGER_COLUMNS]
     # Text stays as it came (no copy of the strings); only "is the review text blank" is computed.
     texts = ["NOT regexp_matches(coalesce(review_text, ''), '\\S') AS _no_text"]
     if has_source_id:
@@ -208,14 +210,14 @@ def sql_literal(value: str | list[str]) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-GX_COLUMNS = [f"t_{c}" if c in schema.INTEGER_COLUMNS else c for c in schema.REQUIRED_COLUMNS] + ["_no_text"]
+GX_COLUMNS = [f"t_{c}" if c in contract.INTEGER_COLUMNS else c for c in contract.REQUIRED_COLUMNS] + ["_no_text"]
 
 
 def _gx_frame(batch: pd.DataFrame) -> pd.DataFrame:
     """The frame GX sees: contract names; integers as float64 (NaN = not an integer) for vectorised checks."""
     out = pd.DataFrame(index=batch.index)
-    for c in schema.REQUIRED_COLUMNS:
-        if c in schema.INTEGER_COLUMNS:
+    for c in contract.REQUIRED_COLUMNS:
+        if c in contract.INTEGER_COLUMNS:
             out[c] = batch[f"t_{c}"].astype("float64")
         else:
             out[c] = batch[c].mask(batch["_no_text"]) if c == "review_text" else batch[c]
@@ -232,25 +234,25 @@ def _publish_dir(lake, local_dir: str, prefix: str) -> None:
 
 
 def quarantine_key(dt: str, fid: str) -> str:
-    from reviewflow.lake import dt_prefix
+    from reviewflow.storage.lake import dt_prefix
 
     return f"{dt_prefix(QUARANTINE, dt)}rows/{fid}.parquet"
 
 
 def docs_prefix(dt: str, fid: str) -> str:
-    from reviewflow.lake import dt_prefix
+    from reviewflow.storage.lake import dt_prefix
 
     return f"{dt_prefix(QUALITY, dt)}{fid}/"
 
 
 def valid_key(dt: str, fid: str) -> str:
-    from reviewflow.crawl import staging_prefix
+    from reviewflow.ingest.crawl import staging_prefix
 
     return f"{staging_prefix(dt, fid)}valid.parquet"
 
 
 def _quarantine_whole(lake, manifest: dict) -> dict:
-    from reviewflow.lake import dt_prefix, write_json
+    from reviewflow.storage.lake import dt_prefix, write_json
 
     dt, fid = manifest["dt"], manifest["file_id"]
     base = f"{dt_prefix(QUARANTINE, dt)}files/{fid}"
@@ -403,8 +405,8 @@ def _validate_file(lake, manifest: dict) -> dict:
         curated = ", ".join(
             [
                 '_review_id AS review_id',
-                *[f'"t_{c}" AS "{c}"' if c in schema.INTEGER_COLUMNS else f'coalesce("{c}", \'\') AS "{c}"'
-                  for c in schema.REQUIRED_COLUMNS],
+                *[f'"t_{c}" AS "{c}"' if c in contract.INTEGER_COLUMNS else f'coalesce("{c}", \'\') AS "{c}"'
+                  for c in contract.REQUIRED_COLUMNS],
                 "CASE WHEN t_rating <= 2 THEN -1 WHEN t_rating = 3 THEN 0 ELSE 1 END::BIGINT AS sentiment",  # DESIGN.md
                 f"{sql_literal(name)} AS source_file",
                 "_line AS source_line",

@@ -33,7 +33,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from reviewflow.config import MODELS_DIR, PROJECT_ROOT, Settings, get_settings
-from reviewflow.dag_defaults import GPU_QUEUE
+from reviewflow.orchestration.dag_defaults import GPU_QUEUE
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator

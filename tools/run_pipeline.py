@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from reviewflow.airflow_api import AirflowAPI
-from reviewflow.bias import report_keys
+from reviewflow.bias.metrics import report_keys
 from reviewflow.config import get_settings
-from reviewflow.lake import get_lake, read_json, read_parquet
+from reviewflow.storage.lake import get_lake, read_json, read_parquet
+from tools.airflow_api import AirflowAPI
 
 
 def ingest(api: AirflowAPI, start: date, days: int) -> None:
@@ -162,7 +162,7 @@ def bias_headline(lake, dt: str) -> None:
 
 
 def champion_headline(lake) -> None:
-    from reviewflow.registry import champion, decisions
+    from reviewflow.training.registry import champion, decisions
 
     alias = champion(lake)
     if alias is None:

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from reviewflow.config import MODELS_DIR, PROJECT_ROOT, Settings, get_settings
-from reviewflow.lake import Lake, get_lake, read_json, write_json
+from reviewflow.storage.lake import Lake, get_lake, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +236,7 @@ def local_model_dir(model_uri: str) -> str:
     """A local folder holding the model: the uri itself, or an S3 prefix synced to a cache."""
     if not model_uri.startswith("s3://"):
         return model_uri
-    from reviewflow.lake import S3Lake
+    from reviewflow.storage.lake import S3Lake
 
     bucket, _, prefix = model_uri[len("s3://") :].partition("/")
     prefix = prefix.rstrip("/") + "/"
@@ -409,7 +409,7 @@ def run_gate(
     Writes the challenger's report again with the champion comparison and the decision, and
     ``models/decisions/<run>.json`` (status ``promote`` or ``refused``; the DAG finalises it).
     """
-    from reviewflow.evaluate import evaluate_test_predictions, predict_test_split, write_report
+    from reviewflow.training.evaluate import evaluate_test_predictions, predict_test_split, write_report
 
     settings = settings or get_settings()
     entry, evaluation, choice = choose_challenger(candidates, settings)
@@ -448,9 +448,9 @@ def evaluate_and_register(
     point) and the run's dataset; writes ``evaluation.json`` beside the model and the HTML
     report under ``reports/models/<name>/<version>/``. Returns a small summary for XCom.
     """
-    from reviewflow.evaluate import evaluate_test_predictions, write_report
-    from reviewflow.lake import read_parquet
-    from reviewflow.training_data import dataset_key, snapshot_key
+    from reviewflow.storage.lake import read_parquet
+    from reviewflow.training.dataset import dataset_key, snapshot_key
+    from reviewflow.training.evaluate import evaluate_test_predictions, write_report
 
     settings = settings or get_settings()
     prefix = model_prefix(model_name, version)

@@ -38,7 +38,7 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
-from reviewflow import schema
+from reviewflow import contract
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +97,9 @@ def normalise_columns(names: list[str]) -> list[str]:
     seen: dict[str, str] = {}
     for i, raw in enumerate(names):
         raw = str(raw).lstrip("\ufeff")
-        name = schema.snake_case(raw) if (raw.strip() or i == 0) else f"column_{i + 1}"
+        name = contract.snake_case(raw) if (raw.strip() or i == 0) else f"column_{i + 1}"
         if name in seen:
-            if name in schema.REQUIRED_COLUMNS:
+            if name in contract.REQUIRED_COLUMNS:
                 raise WrongSchema(f"ambiguous columns: {seen[name]!r} and {raw!r} both map to {name!r}")
             name = f"{name}_{i + 1}"
         seen[name] = raw
@@ -271,10 +271,10 @@ def _looks_like_record(line: str, n_cols: int, int_positions: list[int], leading
 
 def find_merged(path: str, recs: Records, header: list[str]) -> dict[int, list[int]]:
     """Multi-line records that swallowed record-looking lines: {record index: [char offsets of absorbed lines]}."""
-    names = [schema.snake_case(h) for h in header]
-    int_positions = [i for i, n in enumerate(names) if n in schema.INTEGER_COLUMNS]
+    names = [contract.snake_case(h) for h in header]
+    int_positions = [i for i, n in enumerate(names) if n in contract.INTEGER_COLUMNS]
     leading = 0
-    while leading < len(names) and names[leading] in schema.INTEGER_COLUMNS:
+    while leading < len(names) and names[leading] in contract.INTEGER_COLUMNS:
         leading += 1
     if not int_positions:
         return {}
@@ -318,7 +318,7 @@ def parse_csv(path: str, work: str) -> Parsed:
         columns = normalise_columns(header)
     except WrongSchema as exc:
         raise WrongSchema(str(exc), rows_in=n_records) from exc
-    missing = [c for c in schema.REQUIRED_COLUMNS if c not in columns]
+    missing = [c for c in contract.REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise WrongSchema(f"wrong schema: missing required columns {missing}; found {header}", rows_in=n_records)
 
@@ -594,7 +594,7 @@ def parse_jsonl(path: str, work: str) -> Parsed:
     columns = list(names.values())
     if n == 0:
         raise UnreadableFile("empty file: no JSON records", rows_in=0)
-    missing = [c for c in schema.REQUIRED_COLUMNS if c not in columns]
+    missing = [c for c in contract.REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise WrongSchema(f"wrong schema: missing required columns {missing}; found {list(names)}", rows_in=n)
     lines_path = os.path.join(work, "lines.parquet")
@@ -615,7 +615,7 @@ def parse_parquet(path: str, work: str) -> Parsed:
         raise UnreadableFile(f"cannot read as parquet: {type(exc).__name__}: {exc}") from exc
     header = [str(n) for n in source.schema_arrow.names]
     columns = normalise_columns(header)
-    missing = [c for c in schema.REQUIRED_COLUMNS if c not in columns]
+    missing = [c for c in contract.REQUIRED_COLUMNS if c not in columns]
     n = source.metadata.num_rows
     if missing:
         raise WrongSchema(f"wrong schema: missing required columns {missing}; found {header}", rows_in=n)

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from reviewflow.lake import Lake, write_json
+from reviewflow.storage.lake import Lake, write_json
 
 LABELS = [-1, 0, 1]
 CLASS_NAMES = ["negative", "neutral", "positive"]

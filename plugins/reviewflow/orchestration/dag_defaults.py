@@ -47,9 +47,9 @@ def deterministic_errors() -> tuple[type[BaseException], ...]:
     import duckdb
     import pyarrow
 
-    from reviewflow.bias import InvalidDateError
+    from reviewflow.bias.metrics import InvalidDateError
     from reviewflow.config import ConfigError
-    from reviewflow.training_data import EmptyDatasetError
+    from reviewflow.training.dataset import EmptyDatasetError
 
     return (
         ConfigError,

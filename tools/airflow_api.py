@@ -1,6 +1,6 @@
 """A small client for Airflow 3's REST API (v2): log in, unpause, trigger, wait for runs.
 
-Used by `make run` (scripts/run_pipeline.py) and the integration tests that drive a real
+Used by `make run` (tools/run_pipeline.py) and the integration tests that drive a real
 scheduler; standard library only.
 """
 

@@ -17,10 +17,10 @@ import os
 import tempfile
 from contextlib import ExitStack
 
-from reviewflow import schema
-from reviewflow.crawl import CRAWL_SUMMARY, RAW, STAGING
-from reviewflow.lake import Lake, dt_prefix, read_json, write_json
-from reviewflow.validate import QUALITY, QUARANTINE, duckdb_session, sql_literal
+from reviewflow import contract
+from reviewflow.ingest.crawl import CRAWL_SUMMARY, RAW, STAGING
+from reviewflow.ingest.validate import QUALITY, QUARANTINE, duckdb_session, sql_literal
+from reviewflow.storage.lake import Lake, dt_prefix, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -45,27 +45,27 @@ def review_id(values: list) -> str:
 
 def to_curated(valid, source_file: str, ingest_run: str):
     """Curated rows from an already valid, snake_case frame (fixtures, tools): same columns and ids."""
-    from reviewflow.validate import IDENTITY_COLUMNS
+    from reviewflow.ingest.validate import IDENTITY_COLUMNS
 
-    out = valid[schema.REQUIRED_COLUMNS].copy()
+    out = valid[contract.REQUIRED_COLUMNS].copy()
     ids = [review_id(row) for row in out[IDENTITY_COLUMNS].itertuples(index=False, name=None)]
-    for column in schema.INTEGER_COLUMNS:
+    for column in contract.INTEGER_COLUMNS:
         out[column] = out[column].astype("int64")
-    for column in schema.TEXT_COLUMNS:
+    for column in contract.TEXT_COLUMNS:
         out[column] = out[column].fillna("").astype(str)
     out.insert(0, "review_id", ids)
-    out["sentiment"] = [schema.sentiment_from_rating(int(r)) for r in out["rating"]]
+    out["sentiment"] = [contract.sentiment_from_rating(int(r)) for r in out["rating"]]
     out["sentiment"] = out["sentiment"].astype("int64")
     out["source_file"] = source_file
     out["ingest_run"] = ingest_run
     out["source_line"] = range(2, len(out) + 2)
     out["source_line"] = out["source_line"].astype("int64")
-    return out[[*schema.CURATED_COLUMNS, *schema.LINEAGE_COLUMNS]].reset_index(drop=True)
+    return out[[*contract.CURATED_COLUMNS, *contract.LINEAGE_COLUMNS]].reset_index(drop=True)
 
 
 def curated_columns() -> dict[str, str]:
-    types = {c: "VARCHAR" for c in schema.CURATED_COLUMNS}
-    types.update({c: "BIGINT" for c in [*schema.INTEGER_COLUMNS, "sentiment", "source_line"]})
+    types = {c: "VARCHAR" for c in contract.CURATED_COLUMNS}
+    types.update({c: "BIGINT" for c in [*contract.INTEGER_COLUMNS, "sentiment", "source_line"]})
     return {**types, "dt": "VARCHAR"}
 
 
@@ -123,7 +123,7 @@ def _with_raw_text(lake: Lake, reports: list[dict], dups):
 def curate_partition(lake: Lake, catalog, dt: str, file_reports: list[dict], ingest_run: str) -> dict:
     """Write curated/reviews/dt=<dt>/ from the validated files, check accounting, register it."""
     reports = sorted(file_reports, key=lambda r: r["file"])
-    out_cols = [*schema.CURATED_COLUMNS, *schema.LINEAGE_COLUMNS]
+    out_cols = [*contract.CURATED_COLUMNS, *contract.LINEAGE_COLUMNS]
     with ExitStack() as stack:
         work = stack.enter_context(tempfile.TemporaryDirectory(prefix="curate-"))
         con = duckdb_session(work)
@@ -177,7 +177,7 @@ def curate_partition(lake: Lake, catalog, dt: str, file_reports: list[dict], ing
         )
         dups = con.execute(
             f"""SELECT source_file, source_line, NULL::BIGINT AS source_record, [d.reason] AS reasons, '' AS raw,
-                   {", ".join(f'CAST(t."{c}" AS VARCHAR) AS "{c}"' for c in schema.REQUIRED_COLUMNS)}, review_id,
+                   {", ".join(f'CAST(t."{c}" AS VARCHAR) AS "{c}"' for c in contract.REQUIRED_COLUMNS)}, review_id,
                    _ord, _start, _end
                FROM today t JOIN dupkeys d USING (_ord, source_line) ORDER BY _ord, source_line"""
         ).df()

@@ -48,7 +48,7 @@ import re
 
 import pandas as pd
 
-from reviewflow.lake import Lake, LocalLake, write_json, write_parquet
+from reviewflow.storage.lake import Lake, LocalLake, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ def _reasons(rules: list[str], row) -> list[str]:
 
 def _validate_file(typed: pd.DataFrame, ragged: list[dict], name: str, known: set[str]):
     """(valid rows: review_id, label, label_line; rejected rows with reasons) for one file."""
-    from reviewflow.validate import validate_frame
+    from reviewflow.ingest.validate import validate_frame
 
     reasons: dict[int, list[str]] = {}
     if len(typed):

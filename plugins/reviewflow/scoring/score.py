@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from reviewflow.curate import CURATED
-from reviewflow.lake import Lake, dt_prefix, replace_partition
+from reviewflow.ingest.curate import CURATED
+from reviewflow.storage.lake import Lake, dt_prefix, replace_partition
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ Predictor = Callable[[list[str]], np.ndarray]  # texts -> (n, 3) probabilities (
 
 def review_texts(frame: pd.DataFrame) -> list[str]:
     """The model input: title and text, built as training builds it."""
-    from reviewflow.training_data import model_text
+    from reviewflow.training.dataset import model_text
 
     return model_text(frame["title"], frame["review_text"])
 
@@ -138,7 +138,7 @@ def write_review_queue(lake: Lake, dt: str, low: pd.DataFrame | None) -> int:
 
 def unscored_partitions(catalog, dt: str) -> list[str]:
     """Curated partitions up to ``dt`` with no predictions yet, plus ``dt`` itself."""
-    from reviewflow.curate import CURATED_TABLE
+    from reviewflow.ingest.curate import CURATED_TABLE
 
     scored = set(catalog.partitions(PREDICTIONS_TABLE)) if catalog.table_columns(PREDICTIONS_TABLE) else set()
     curated = [d for d in catalog.partitions(CURATED_TABLE) if d <= dt]

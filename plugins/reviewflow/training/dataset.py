@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from reviewflow.lake import Lake, read_parquet, write_json
+from reviewflow.storage.lake import Lake, read_parquet, write_json
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def assign_split(review_id: str) -> str:
 def model_text(title: pd.Series, review_text: pd.Series) -> list[str]:
     """The model input: ``title. review_text`` (just the text when there is no title).
 
-    The same rule as ``reviewflow.score.review_texts``, so training and scoring agree.
+    The same rule as ``reviewflow.scoring.score.review_texts``, so training and scoring agree.
     """
     titles = title.fillna("").astype(str).str.strip()
     texts = review_text.fillna("").astype(str).str.strip()
@@ -89,8 +89,8 @@ def read_labels(lake: Lake) -> pd.DataFrame | None:
 
 def query_curated(dt: str, engine=None, settings=None) -> pd.DataFrame:
     """Curated rows with dt <= ``dt`` through the SQL seam (DuckDB locally, Athena on AWS)."""
-    from reviewflow.curate import CURATED_TABLE
-    from reviewflow.sql import get_engine, render_sql
+    from reviewflow.ingest.curate import CURATED_TABLE
+    from reviewflow.storage.sql import get_engine, render_sql
 
     engine = engine or get_engine(settings)
     sql = render_sql("training_data", database=engine.database, table=CURATED_TABLE)
@@ -171,7 +171,7 @@ def load_dataset(lake: Lake, dt: str) -> pd.DataFrame:
 def read_dataset_uri(uri: str) -> pd.DataFrame:
     """A dataset parquet by URI (local path or s3://)."""
     if uri.startswith("s3://"):
-        from reviewflow.lake import S3Lake
+        from reviewflow.storage.lake import S3Lake
 
         bucket_key = uri[len("s3://") :]
         bucket, _, key = bucket_key.partition("/")
@@ -181,15 +181,15 @@ def read_dataset_uri(uri: str) -> pd.DataFrame:
 
 def from_source_csv(path: str, dt: str = "2024-01-01") -> pd.DataFrame:
     """A Kaggle-schema CSV as curated-like rows (for benchmarks; never copied into the lake)."""
-    from reviewflow import schema
+    from reviewflow import contract
 
     raw = pd.read_csv(path)
-    raw.columns = [schema.snake_case(c) for c in raw.columns]
+    raw.columns = [contract.snake_case(c) for c in raw.columns]
     raw = raw.dropna(subset=["rating"])
     raw = raw[raw["review_text"].notna() | raw["title"].notna()].copy()
     raw["review_id"] = [
         hashlib.sha256(f"{path.rsplit('/', 1)[-1]}|{r}".encode()).hexdigest()[:16] for r in raw["source_row_id"]
     ]
-    raw["sentiment"] = [schema.sentiment_from_rating(int(r)) for r in raw["rating"]]
+    raw["sentiment"] = [contract.sentiment_from_rating(int(r)) for r in raw["rating"]]
     raw["dt"] = dt
     return raw

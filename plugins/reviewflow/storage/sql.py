@@ -33,13 +33,13 @@ class DuckDBEngine:
     def __init__(self, lake_root: str, database: str = "reviews"):
         from pathlib import Path
 
-        from reviewflow.catalog import CATALOG_KEY
+        from reviewflow.storage.catalog import CATALOG_KEY
 
         self.path = str(Path(lake_root) / CATALOG_KEY)
         self.database = validate_identifier(database)
 
     def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
-        from reviewflow.catalog import duckdb_connect
+        from reviewflow.storage.catalog import duckdb_connect
 
         with duckdb_connect(self.path, read_only=True) as con:
             return con.execute(sql, params or []).df()

@@ -131,10 +131,10 @@ def champion_reference(lake, champion: dict) -> dict:
 
     Computed once per champion and cached in its model folder.
     """
-    from reviewflow.lake import read_json, write_json
-    from reviewflow.registry import load_predictor, model_prefix
-    from reviewflow.score import LABELS
-    from reviewflow.training_data import read_dataset_uri
+    from reviewflow.scoring.score import LABELS
+    from reviewflow.storage.lake import read_json, write_json
+    from reviewflow.training.dataset import read_dataset_uri
+    from reviewflow.training.registry import load_predictor, model_prefix
 
     key = model_prefix(champion["model_name"], champion["version"]) + REFERENCE
     if lake.exists(key):
@@ -153,10 +153,10 @@ def champion_reference(lake, champion: dict) -> dict:
 def drift_report(lake, dt: str, settings=None) -> dict:
     """reports/drift/dt=<dt>/drift_report.json + .html: the day's scored reviews vs the champion's reference."""
     from reviewflow.config import get_settings
-    from reviewflow.curate import CURATED
-    from reviewflow.lake import dt_prefix, read_parquet, replace_partition
-    from reviewflow.registry import champion as current_champion
-    from reviewflow.score import PREDICTIONS, review_texts
+    from reviewflow.ingest.curate import CURATED
+    from reviewflow.scoring.score import PREDICTIONS, review_texts
+    from reviewflow.storage.lake import dt_prefix, read_parquet, replace_partition
+    from reviewflow.training.registry import champion as current_champion
 
     settings = settings or get_settings()
     champion = current_champion(lake)
@@ -216,7 +216,7 @@ body{{font-family:sans-serif;margin:2em;max-width:60em}}</style></head><body><h1
 
 def write_empty_report(lake, dt: str, model: str) -> dict:
     """An empty day's drift report: it says "no reviews", computes no PSI and raises no alert."""
-    from reviewflow.lake import dt_prefix, replace_partition
+    from reviewflow.storage.lake import dt_prefix, replace_partition
 
     prefix = dt_prefix(DRIFT, dt)
     report = {"dt": dt, "model": model, "rows": 0, "no_reviews": True, "message": no_reviews_message(dt),

@@ -38,8 +38,8 @@ from reviewflow.config import ConfigError, Settings, get_settings
 if TYPE_CHECKING:
     import pandas as pd
 
-    from reviewflow.lake import Lake
-    from reviewflow.sql import SqlEngine
+    from reviewflow.storage.lake import Lake
+    from reviewflow.storage.sql import SqlEngine
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def unreported_dates(lake: Lake) -> list[str]:
     this DAG waits to be created (max_active_runs) is not consumed by it and waits for the next
     event. Asset-triggered runs report these dates too, so no ingested date stays unreported.
     """
-    from reviewflow.curate import INGEST_REPORTS
+    from reviewflow.ingest.curate import INGEST_REPORTS
 
     def dates(prefix: str, name: str) -> set[str]:
         return {k.split("/dt=")[1].split("/")[0] for k in lake.list(prefix + "/") if k.endswith("/" + name)}
@@ -158,7 +158,7 @@ def unreported_dates(lake: Lake) -> list[str]:
 
 
 def counts_sql(database: str, table: str = TABLE) -> str:
-    from reviewflow.sql import render_sql
+    from reviewflow.storage.sql import render_sql
 
     return render_sql(SQL_NAME, database=database, table=table)
 
@@ -444,8 +444,8 @@ def report_keys(dt: str) -> tuple[str, str]:
 
 def write_report(lake: Lake, report: dict[str, Any]) -> dict[str, str]:
     """bias_report.json and bias_report.html under reports/bias/dt=D/ (each an atomic write)."""
-    from reviewflow.bias_report import render_html
-    from reviewflow.lake import write_json
+    from reviewflow.bias.report import render_html
+    from reviewflow.storage.lake import write_json
 
     json_key, html_key = report_keys(report["dt"])
     return {
@@ -462,8 +462,8 @@ def run_bias_report(
     cddl_groups: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The DAG task: compute, write both files, log alerts at WARNING, fail on alerts if asked."""
-    from reviewflow.lake import get_lake
-    from reviewflow.sql import get_engine
+    from reviewflow.storage.lake import get_lake
+    from reviewflow.storage.sql import get_engine
 
     settings = settings or get_settings()
     lake = lake or get_lake(settings.lake)

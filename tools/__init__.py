@@ -1,0 +1,1 @@
+"""Developer tools, not shipped in the plugin: the sample-data generator and the REST driver of `make run`."""
