@@ -34,10 +34,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]  # reviewflow, tools
 
 from reviewflow.config import get_settings  # noqa: E402
+from reviewflow.layout import dataset_key, model_prefix  # noqa: E402
 from reviewflow.orchestration.gpu_training import run_entry_point  # noqa: E402
 from reviewflow.storage.lake import LocalLake, read_json  # noqa: E402
-from reviewflow.training.dataset import build_dataset, dataset_key, from_source_csv, load_dataset  # noqa: E402
-from reviewflow.training.registry import evaluate_and_register, model_prefix, promote, run_candidates, run_gate  # noqa: E402
+from reviewflow.training.dataset import build_dataset, from_source_csv, load_dataset  # noqa: E402
+from reviewflow.training.registry import evaluate_and_register, promote, run_candidates, run_gate  # noqa: E402
 
 DT = "2024-01-01"
 RUN_ID = "bench_training"

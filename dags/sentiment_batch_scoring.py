@@ -96,14 +96,15 @@ def sentiment_batch_scoring():
     @task(multiple_outputs=False, queue=gpu_queue())
     def drift_reference() -> str:
         """The champion's reference profile, computed once (it predicts the validation split)."""
-        from reviewflow.scoring.drift import REFERENCE, champion_reference
+        from reviewflow import layout
+        from reviewflow.scoring.drift import champion_reference
         from reviewflow.storage.lake import get_lake
-        from reviewflow.training.registry import champion, model_prefix
+        from reviewflow.training.registry import champion
 
         with fail_fast("the drift reference"):
             lake, entry = get_lake(), champion()
             champion_reference(lake, entry)
-            return lake.uri(model_prefix(entry["model_name"], entry["version"]) + REFERENCE)
+            return lake.uri(layout.model_prefix(entry["model_name"], entry["version"]) + layout.DRIFT_REFERENCE)
 
     @task(multiple_outputs=False, map_index_template="{{ dt }}", outlets=[PREDICTIONS])
     def drift(scored: dict) -> dict:

@@ -82,9 +82,10 @@ all, bad settings or unreadable inputs fail the task at once, without retries.
 def sentiment_training():
     @task(multiple_outputs=False)
     def build_dataset() -> dict:
+        from reviewflow.layout import model_prefix
         from reviewflow.storage.lake import get_lake
         from reviewflow.training.dataset import build_dataset as build
-        from reviewflow.training.registry import model_prefix, version_for
+        from reviewflow.training.registry import version_for
 
         context = get_current_context()
         lake = get_lake()
@@ -139,8 +140,8 @@ def sentiment_training():
     def gate(built: dict) -> dict:
         from dataclasses import replace
 
+        from reviewflow.layout import dataset_key
         from reviewflow.storage.lake import get_lake, read_parquet
-        from reviewflow.training.dataset import dataset_key
         from reviewflow.training.registry import run_candidates, run_gate
 
         context = get_current_context()

@@ -1,4 +1,4 @@
--- Class-imbalance and bias counts for the bias report (reviewflow.bias).
+-- Class-imbalance and bias counts for the bias report (reviewflow.bias.metrics).
 --
 -- One row per observed combination of the facet columns (department, class, division, age
 -- band) and the sentiment label, with its row count in the two report scopes:
@@ -7,24 +7,16 @@
 -- Only this small table leaves the engine; every metric is computed from its marginals.
 --
 -- Bound values (qmark, in order): 1. D  2. D   ('YYYY-MM-DD'; dt is a string partition key)
--- Identifiers: {database}.{table}
+-- Identifiers: {{database}}.{{table}}; {{missing}} and {{age_band}} come from reviewflow.contract.
 --
 -- Kept to the common subset of DuckDB and Athena (Trino): CASE sums and CAST, no `::`,
--- no FILTER, no DuckDB-only functions. NULL or blank facet values form their own '(missing)' value.
+-- no FILTER, no DuckDB-only functions. NULL or blank facet values form their own missing value.
 WITH scoped AS (
     SELECT
-        COALESCE(NULLIF(TRIM(department_name), ''), '(missing)') AS department_name,
-        COALESCE(NULLIF(TRIM(class_name), ''), '(missing)') AS class_name,
-        COALESCE(NULLIF(TRIM(division_name), ''), '(missing)') AS division_name,
-        CASE
-            WHEN age IS NULL THEN '(missing)'
-            WHEN age < 25 THEN '<25'
-            WHEN age < 35 THEN '25-34'
-            WHEN age < 45 THEN '35-44'
-            WHEN age < 55 THEN '45-54'
-            WHEN age < 65 THEN '55-64'
-            ELSE '65+'
-        END AS age_band,
+        COALESCE(NULLIF(TRIM(department_name), ''), {missing}) AS department_name,
+        COALESCE(NULLIF(TRIM(class_name), ''), {missing}) AS class_name,
+        COALESCE(NULLIF(TRIM(division_name), ''), {missing}) AS division_name,
+        {age_band} AS age_band,
         CAST(sentiment AS INTEGER) AS label_value,
         CASE WHEN dt = ? THEN 1 ELSE 0 END AS in_partition
     FROM {database}.{table}

@@ -59,7 +59,8 @@ def run(dag_id: str, dt: str, env: dict | None = None) -> None:
 
 def add_empty_day(lake_root: str, dt: str) -> None:
     """The typed empty partition ingest writes for a day without reviews, registered like curate does."""
-    from reviewflow.ingest.curate import CURATED_TABLE, curated_columns
+    from reviewflow.ingest.curate import curated_columns
+    from reviewflow.layout import CURATED_TABLE
     from reviewflow.storage.catalog import get_catalog
 
     folder = Path(lake_root, "curated", "reviews", f"dt={dt}")

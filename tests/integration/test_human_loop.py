@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from fresh_process import airflow_dags_test, parse_run
 
-from reviewflow.scoring.labels import LABELS_KEY
+from reviewflow.layout import LABELS_KEY
 from reviewflow.storage.lake import LocalLake, read_json, read_parquet
 from tools import sample_data
 

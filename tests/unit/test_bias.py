@@ -430,6 +430,7 @@ def test_run_bias_report_writes_and_fails_on_alert(lake_root):
 
 
 @pytest.mark.e2e
+@pytest.mark.slow  # an Airflow metadata DB and a DAG.test run (~35 s)
 def test_dag_end_to_end_local(airflow_db, lake_root):
     from airflow.dag_processing.dagbag import DagBag
 

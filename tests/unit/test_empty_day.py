@@ -17,15 +17,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from reviewflow import contract
+from reviewflow import contract, layout
 from reviewflow.bias import metrics as bias
 from reviewflow.ingest import curate
+from reviewflow.layout import model_prefix
 from reviewflow.scoring import drift
 from reviewflow.scoring.score import PREDICTION_COLUMNS, score_partition, unscored_partitions
 from reviewflow.storage.catalog import DuckDBCatalog
 from reviewflow.storage.lake import LocalLake, read_json, write_json, write_parquet
 from reviewflow.storage.sql import DuckDBEngine
-from reviewflow.training.registry import model_prefix
 from tools import sample_data
 
 DAYS = ["2024-06-01", "2024-06-02"]
@@ -44,15 +44,15 @@ def curated_schema() -> pa.Schema:
 
 def register(lake_root: str, dt: str) -> None:
     catalog = DuckDBCatalog(lake_root)
-    catalog.register_table(curate.CURATED_TABLE, f"{lake_root}/curated/reviews", curate.curated_columns(), "parquet")
-    catalog.register_partition(curate.CURATED_TABLE, dt)
+    catalog.register_table(layout.CURATED_TABLE, f"{lake_root}/curated/reviews", curate.curated_columns(), "parquet")
+    catalog.register_partition(layout.CURATED_TABLE, dt)
 
 
 def add_empty_partition(lake_root: str, dt: str) -> None:
     """What ingest writes for a date without a single curated row: typed, zero rows, registered."""
     buf = io.BytesIO()
     pq.write_table(curated_schema().empty_table(), buf)
-    LocalLake(lake_root).write_bytes(f"{curate.CURATED}/dt={dt}/part-0.parquet", buf.getvalue())
+    LocalLake(lake_root).write_bytes(f"{layout.CURATED}/dt={dt}/part-0.parquet", buf.getvalue())
     register(lake_root, dt)
 
 
@@ -71,7 +71,7 @@ def curated_rows(n: int, seed: int, source_file: str) -> pd.DataFrame:
 
 def add_normal_day(lake_root: str, dt: str, seed: int) -> pd.DataFrame:
     frame = curated_rows(ROWS, seed, f"reviews-{dt}.csv")
-    write_parquet(LocalLake(lake_root), f"{curate.CURATED}/dt={dt}/part-0.parquet", frame)
+    write_parquet(LocalLake(lake_root), f"{layout.CURATED}/dt={dt}/part-0.parquet", frame)
     register(lake_root, dt)
     return frame
 
@@ -94,7 +94,7 @@ def test_the_constructed_partition_is_typed_and_empty(lake_with_an_empty_day):
     assert pq.read_metadata(path).num_rows == 0
     assert pq.read_schema(path).field("review_id").type == pa.string()
     assert pq.read_schema(path).field("rating").type == pa.int64()
-    assert EMPTY in DuckDBCatalog(lake_with_an_empty_day).partitions(curate.CURATED_TABLE)
+    assert EMPTY in DuckDBCatalog(lake_with_an_empty_day).partitions(layout.CURATED_TABLE)
 
 
 def test_scoring_an_empty_day_writes_typed_empty_predictions_and_an_empty_queue(lake_with_an_empty_day):
@@ -136,7 +136,7 @@ def test_drift_of_an_empty_day_says_no_reviews_without_psi_or_alerts(lake_with_a
     reference = drift.reference_profile(
         base["Review Text"], base["Rating"].astype(int).map(contract.sentiment_from_rating), base["Department Name"]
     )
-    write_json(lake, model_prefix("tfidf", "v1") + drift.REFERENCE, reference)
+    write_json(lake, model_prefix("tfidf", "v1") + layout.DRIFT_REFERENCE, reference)
     score_partition(lake, catalog, EMPTY, uniform, champion, queue_threshold=0.6)
 
     report = drift.drift_report(lake, EMPTY)

@@ -51,6 +51,7 @@ def test_cli_args():
     ]  # fmt: skip
 
 
+@pytest.mark.slow  # a real BERT fine-tune in a subprocess (~40 s)
 def test_local_backend_really_fine_tunes_bert_on_cpu(tiny_dataset, tmp_path):
     op = gpu_training_task("train_bert", "bert", tiny_dataset, str(tmp_path / "bert"), settings_for("local"), **PARAMS)
     assert op.queue != GPU_QUEUE

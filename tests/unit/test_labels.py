@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from reviewflow.config import PROJECT_ROOT
-from reviewflow.scoring.labels import LABELS_KEY, collect_labels
+from reviewflow.layout import LABELS_KEY
+from reviewflow.scoring.labels import collect_labels
 from reviewflow.storage.lake import LocalLake, read_json, read_parquet, write_parquet
 from reviewflow.training import dataset as training_data
 

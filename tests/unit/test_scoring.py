@@ -11,8 +11,9 @@ from sklearn.pipeline import make_pipeline
 from reviewflow.ingest.crawl import crawl_partition
 from reviewflow.ingest.curate import curate_partition
 from reviewflow.ingest.validate import validate_file
+from reviewflow.layout import LABELS_KEY
 from reviewflow.scoring import drift
-from reviewflow.scoring.labels import LABELS_KEY, collect_labels
+from reviewflow.scoring.labels import collect_labels
 from reviewflow.scoring.score import PREDICTION_COLUMNS, review_texts, score_partition, unscored_partitions
 from reviewflow.storage.catalog import DuckDBCatalog
 from reviewflow.storage.lake import LocalLake, read_parquet, write_parquet

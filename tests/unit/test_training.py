@@ -13,9 +13,10 @@ import pytest
 from reviewflow import contract
 from reviewflow.config import get_settings
 from reviewflow.ingest import curate
+from reviewflow.layout import dataset_key, model_prefix, snapshot_key
 from reviewflow.storage.catalog import DuckDBCatalog
 from reviewflow.storage.lake import LocalLake, read_json, write_parquet
-from reviewflow.training.dataset import assemble, assign_split, build_dataset, dataset_key, hash_bucket, snapshot_key
+from reviewflow.training.dataset import assemble, assign_split, build_dataset, hash_bucket
 from reviewflow.training.evaluate import (
     bias_metrics,
     classification_metrics,
@@ -32,7 +33,6 @@ from reviewflow.training.registry import (
     fairness_violations,
     gate,
     load_predictor,
-    model_prefix,
     promote,
     record_decision,
     register,
@@ -147,6 +147,7 @@ def test_tfidf_trains_and_beats_chance(tfidf_dir, synthetic_dataset):
     assert probs[0].argmax() == 2 and probs[1].argmax() == 0
 
 
+@pytest.mark.slow  # a real BERT fine-tune on CPU (~35 s)
 def test_bert_tiny_finetune_on_cpu_writes_model_and_metrics(synthetic_dataset, tmp_path):
     tiny = pd.concat(
         [synthetic_dataset[synthetic_dataset["split"] == s].groupby("label").head(k) for s, k in

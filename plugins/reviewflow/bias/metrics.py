@@ -33,7 +33,9 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
+from reviewflow import contract, layout
 from reviewflow.config import ConfigError, Settings, get_settings
+from reviewflow.contract import FACETS, LABELS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,10 +46,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SQL_NAME = "bias_counts"
-TABLE = "curated_reviews"
-FACETS = ("department_name", "class_name", "division_name", "age_band")
-AGE_BANDS = ("<25", "25-34", "35-44", "45-54", "55-64", "65+", "(missing)")
-LABEL_VALUES = (-1, 0, 1)
+TABLE = layout.CURATED_TABLE
+LABEL_VALUES = LABELS
 METRICS = ("CI", "DPL", "KL", "JS", "LP", "TVD", "KS", "CDDL")
 # scope name -> (count column of the SQL result, its filter, in words)
 SCOPES = {"cumulative": ("n_cumulative", "dt <= {dt}"), "partition": ("n_partition", "dt = {dt}")}
@@ -58,7 +58,6 @@ DEFAULT_CDDL_GROUPS = {
     "division_name": "department_name",  # divisions differ in their department mix
     "age_band": "department_name",  # the classic Simpson's-paradox check for the age facet
 }
-REPORT_PREFIX = "reports/bias"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -146,12 +145,11 @@ def unreported_dates(lake: Lake) -> list[str]:
     this DAG waits to be created (max_active_runs) is not consumed by it and waits for the next
     event. Asset-triggered runs report these dates too, so no ingested date stays unreported.
     """
-    from reviewflow.ingest.curate import INGEST_REPORTS
 
     def dates(prefix: str, name: str) -> set[str]:
         return {k.split("/dt=")[1].split("/")[0] for k in lake.list(prefix + "/") if k.endswith("/" + name)}
 
-    return sorted(dates(INGEST_REPORTS, "ingest_report.json") - dates(REPORT_PREFIX, "bias_report.json"))
+    return sorted(dates(layout.INGEST_REPORTS, "ingest_report.json") - dates(layout.BIAS_REPORTS, "bias_report.json"))
 
 
 # -- SQL -----------------------------------------------------------------------------------
@@ -175,7 +173,7 @@ def fetch_counts(engine: SqlEngine, dt: str, table: str = TABLE) -> pd.DataFrame
         raise ValueError(f"{SQL_NAME}.sql result lacks columns {missing}: got {list(frame.columns)}")
     frame = frame[expected].copy()
     for column in FACETS:
-        frame[column] = frame[column].astype("string").fillna("(missing)").astype(object)
+        frame[column] = frame[column].astype("string").fillna(contract.MISSING).astype(object)
     frame["label_value"] = pd.to_numeric(frame["label_value"], errors="coerce").astype("Int64")
     for column in ("n_cumulative", "n_partition"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").fillna(0).astype("int64")
@@ -279,7 +277,7 @@ def _label_counts(frame: pd.DataFrame, column: str) -> dict[int | str, int]:
 def _facet_order(facet: str, values: Iterable[str]) -> list[str]:
     values = list(values)
     if facet == "age_band":
-        rank = {band: i for i, band in enumerate(AGE_BANDS)}
+        rank = {band: i for i, band in enumerate(contract.AGE_BAND_NAMES)}
         return sorted(values, key=lambda v: (rank.get(v, len(rank)), v))
     return sorted(values)
 
@@ -438,8 +436,7 @@ def compute_bias_report(
 
 
 def report_keys(dt: str) -> tuple[str, str]:
-    prefix = f"{REPORT_PREFIX}/dt={check_date(dt)}/"
-    return prefix + "bias_report.json", prefix + "bias_report.html"
+    return layout.bias_report_keys(check_date(dt))
 
 
 def write_report(lake: Lake, report: dict[str, Any]) -> dict[str, str]:

@@ -14,9 +14,10 @@ import io
 from collections import Counter
 from typing import Any
 
-from reviewflow.bias.metrics import FACETS, LABEL_VALUES, METRICS, SCOPES, no_reviews_message
+from reviewflow.bias.metrics import METRICS, SCOPES, no_reviews_message
+from reviewflow.contract import FACETS, LABEL_NAMES
+from reviewflow.contract import LABELS as LABEL_VALUES
 
-LABEL_NAMES = {-1: "negative", 0: "neutral", 1: "positive"}
 LABEL_COLOURS = {-1: "#c0392b", 0: "#95a5a6", 1: "#27ae60"}
 TOP_DISPARITIES = 25
 SMALL_GROUP = 30  # below this many rows a facet value's shares are noisy; flagged in the page

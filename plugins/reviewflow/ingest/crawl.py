@@ -22,18 +22,14 @@ import tempfile
 import time
 from pathlib import PurePosixPath
 
-from reviewflow import contract
+from reviewflow import contract, layout
 from reviewflow.faults import maybe_crash
 from reviewflow.ingest.parse import LINE, RECORD, Parsed, UnreadableFile, WrongSchema, file_format, parse_file
-from reviewflow.storage.lake import Lake, dt_prefix, write_json
+from reviewflow.layout import dt_prefix
+from reviewflow.storage.lake import Lake, write_json
 
 log = logging.getLogger(__name__)
 
-LANDING = "landing/reviews"
-RAW = "raw/reviews"
-STAGING = "staging/reviews"
-RAW_TABLE = "raw_reviews"
-CRAWL_SUMMARY = "crawl.json"
 
 # Files that are never review data: job markers, OS litter, uploads still being written.
 SKIP_NAMES = {"_SUCCESS": "a job success marker", ".DS_Store": "macOS folder metadata", "Thumbs.db": "Windows thumbnails",
@@ -48,7 +44,7 @@ SKIP_SUFFIXES = {".crc": "a checksum sidecar", ".tmp": "an upload still in progr
 
 
 def relative_name(key: str, dt: str) -> str:
-    return key[len(dt_prefix(LANDING, dt)) :]
+    return key[len(dt_prefix(layout.LANDING, dt)) :]
 
 
 def file_id(name: str) -> str:
@@ -73,7 +69,7 @@ def skip_reason(name: str) -> str | None:
 def list_landing(lake: Lake, dt: str) -> tuple[list[str], list[dict]]:
     """(keys to ingest, [{file, reason}] skipped) for a date."""
     keys, skipped = [], []
-    for key in lake.list(dt_prefix(LANDING, dt)):
+    for key in lake.list(dt_prefix(layout.LANDING, dt)):
         name = relative_name(key, dt)
         why = skip_reason(name)
         if why:
@@ -84,7 +80,7 @@ def list_landing(lake: Lake, dt: str) -> tuple[list[str], list[dict]]:
 
 
 def staging_prefix(dt: str, fid: str) -> str:
-    return f"{dt_prefix(STAGING, dt)}{fid}/"
+    return f"{dt_prefix(layout.STAGING, dt)}{fid}/"
 
 
 EXPECTED_TYPES = {c: ("BIGINT" if c in contract.INTEGER_COLUMNS else "VARCHAR") for c in contract.REQUIRED_COLUMNS}
@@ -168,7 +164,7 @@ def crawl_file(lake: Lake, dt: str, key: str, catalog_columns: dict[str, str] | 
     """Copy one landed file to raw, parse it to staging, and describe it (the file manifest)."""
     name = relative_name(key, dt)
     fid = file_id(name)
-    raw_key = dt_prefix(RAW, dt) + name
+    raw_key = dt_prefix(layout.RAW, dt) + name
     fmt, compression = file_format(name)
     manifest = {"dt": dt, "file": name, "file_id": fid, "landing_key": key, "raw_key": raw_key, "format": fmt,
                 "compression": compression}  # fmt: skip
@@ -217,19 +213,21 @@ def crawl_partition(lake: Lake, catalog, dt: str) -> list[dict]:
     """Crawl every file landed for ``dt``; register the raw table and partition."""
     keys, skipped = list_landing(lake, dt)
     if not keys:
-        log.warning("no files in %s", lake.uri(dt_prefix(LANDING, dt)))
+        log.warning("no files in %s", lake.uri(dt_prefix(layout.LANDING, dt)))
     for s in skipped:
         log.warning("%s: %s", s["file"], s["reason"])
-    lake.delete_prefix(dt_prefix(STAGING, dt))  # a rerun starts from a clean staging area
+    lake.delete_prefix(dt_prefix(layout.STAGING, dt))  # a rerun starts from a clean staging area
     lake.clean_temp()  # temp files of writers killed more than an hour ago
-    catalog_columns = catalog.table_columns(RAW_TABLE)
+    catalog_columns = catalog.table_columns(layout.RAW_TABLE)
     manifests = [crawl_file(lake, dt, key, catalog_columns) for key in keys]
     parsed = [m for m in manifests if m["status"] == "parsed"]
     if parsed:
         # The catalogued raw schema follows the contract columns seen today (drift was reported).
-        catalog.register_table(RAW_TABLE, lake.uri(RAW), dict(parsed[0]["columns"]), "csv")
-        catalog.register_partition(RAW_TABLE, dt)
-    write_json(lake, dt_prefix(STAGING, dt) + CRAWL_SUMMARY, {"dt": dt, "skipped": skipped, "files": manifests})
+        catalog.register_table(layout.RAW_TABLE, lake.uri(layout.RAW), dict(parsed[0]["columns"]), "csv")
+        catalog.register_partition(layout.RAW_TABLE, dt)
+    write_json(
+        lake, dt_prefix(layout.STAGING, dt) + layout.CRAWL_SUMMARY, {"dt": dt, "skipped": skipped, "files": manifests}
+    )
     for m in manifests:
         log.info("crawled %s: %s, %s records", m["file"], m["status"], m.get("rows_in"))
     return manifests

@@ -17,18 +17,12 @@ import os
 import tempfile
 from contextlib import ExitStack
 
-from reviewflow import contract
-from reviewflow.ingest.crawl import CRAWL_SUMMARY, RAW, STAGING
-from reviewflow.ingest.validate import QUALITY, QUARANTINE, duckdb_session, sql_literal
-from reviewflow.storage.lake import Lake, dt_prefix, read_json, write_json
+from reviewflow import contract, layout
+from reviewflow.ingest.validate import duckdb_session, sql_literal
+from reviewflow.layout import dt_prefix
+from reviewflow.storage.lake import Lake, read_json, write_json
 
 log = logging.getLogger(__name__)
-
-CURATED = "curated/reviews"
-CURATED_TABLE = "curated_reviews"
-INGEST_REPORTS = "reports/ingest"
-PART = "part-0.parquet"
-DUPLICATES = "duplicates"  # quarantine/reviews/dt=D/rows/duplicates.parquet: copies found at curate time
 
 
 class AccountingError(RuntimeError):
@@ -85,8 +79,8 @@ def _sql_type(column: str) -> str:
 
 def _prior_partitions(lake: Lake, dt: str) -> list[str]:
     """Curated partition files of every other date (where an earlier copy of a review may live)."""
-    own = dt_prefix(CURATED, dt)
-    return [k for k in lake.list(f"{CURATED}/") if k.endswith(f"/{PART}") and not k.startswith(own)]
+    own = dt_prefix(layout.CURATED, dt)
+    return [k for k in lake.list(f"{layout.CURATED}/") if k.endswith(f"/{layout.PART}") and not k.startswith(own)]
 
 
 def _sweep(lake: Lake, prefix: str, keep: set[str]) -> int:
@@ -168,7 +162,7 @@ def curate_partition(lake: Lake, catalog, dt: str, file_reports: list[dict], ing
                WHERE r.n > 1 OR p.prior_dt IS NOT NULL"""
         )
         select = ", ".join(f'"{c}"' if c != "ingest_run" else "CAST($run AS VARCHAR) AS ingest_run" for c in out_cols)
-        local = os.path.join(work, PART)
+        local = os.path.join(work, layout.PART)
         con.execute(
             f"COPY (SELECT {select} FROM today t WHERE NOT EXISTS "
             "(SELECT 1 FROM dupkeys d WHERE d._ord = t._ord AND d.source_line = t.source_line) "
@@ -186,13 +180,13 @@ def curate_partition(lake: Lake, catalog, dt: str, file_reports: list[dict], ing
             con.execute(f"SELECT source_file, count(*) FROM read_parquet({sql_literal(local)}) GROUP BY 1").fetchall()
         )
         rows_curated = sum(curated_by_file.values())
-        lake.put_file(local, dt_prefix(CURATED, dt) + PART)
+        lake.put_file(local, dt_prefix(layout.CURATED, dt) + layout.PART)
 
-    prefix = dt_prefix(CURATED, dt)
-    _sweep(lake, prefix, {prefix + PART})  # stale parts (and any stray temp file of an old writer)
-    quarantine = dt_prefix(QUARANTINE, dt)
+    prefix = dt_prefix(layout.CURATED, dt)
+    _sweep(lake, prefix, {prefix + layout.PART})  # stale parts (and any stray temp file of an old writer)
+    quarantine = dt_prefix(layout.QUARANTINE, dt)
     keep_quarantine: set[str] = set()
-    dup_key = f"{quarantine}rows/{DUPLICATES}.parquet"
+    dup_key = f"{quarantine}rows/{layout.DUPLICATES}.parquet"
     if len(dups):
         with tempfile.NamedTemporaryFile(suffix=".parquet") as tmp:
             dups.to_parquet(tmp.name, index=False)
@@ -219,16 +213,18 @@ def curate_partition(lake: Lake, catalog, dt: str, file_reports: list[dict], ing
     # Whatever this run did not write for D goes: a fixed or removed file leaves nothing behind.
     _sweep(lake, quarantine, keep_quarantine)
     _sweep(
-        lake, dt_prefix(QUALITY, dt), {o for r in reports for o in (r.get("outputs") or []) if o.startswith(QUALITY)}
+        lake,
+        dt_prefix(layout.QUALITY_REPORTS, dt),
+        {o for r in reports for o in (r.get("outputs") or []) if o.startswith(layout.QUALITY_REPORTS)},
     )
     crawl = (
-        read_json(lake, dt_prefix(STAGING, dt) + CRAWL_SUMMARY)
-        if lake.exists(dt_prefix(STAGING, dt) + CRAWL_SUMMARY)
+        read_json(lake, dt_prefix(layout.STAGING, dt) + layout.CRAWL_SUMMARY)
+        if lake.exists(dt_prefix(layout.STAGING, dt) + layout.CRAWL_SUMMARY)
         else {}
     )
-    _sweep(lake, dt_prefix(RAW, dt), {m["raw_key"] for m in crawl.get("files", [])})
-    catalog.register_table(CURATED_TABLE, lake.uri(CURATED), curated_columns(), "parquet")
-    catalog.register_partition(CURATED_TABLE, dt)
+    _sweep(lake, dt_prefix(layout.RAW, dt), {m["raw_key"] for m in crawl.get("files", [])})
+    catalog.register_table(layout.CURATED_TABLE, lake.uri(layout.CURATED), curated_columns(), "parquet")
+    catalog.register_partition(layout.CURATED_TABLE, dt)
 
     drift = [
         {"file": m["file"], "vs_contract": m.get("drift_vs_contract"), "vs_catalog": m.get("drift_vs_catalog")}
@@ -252,11 +248,11 @@ def curate_partition(lake: Lake, catalog, dt: str, file_reports: list[dict], ing
         "quarantine_uri": lake.uri(quarantine),
         "empty": rows_curated == 0,
     }
-    reports_prefix = dt_prefix(INGEST_REPORTS, dt)
-    write_json(lake, f"{reports_prefix}ingest_report.json", summary)
+    reports_prefix = dt_prefix(layout.INGEST_REPORTS, dt)
+    write_json(lake, layout.ingest_report_key(dt), summary)
     write_json(lake, f"{reports_prefix}schema_drift.json", {"dt": dt, "files": drift})
-    _sweep(lake, reports_prefix, {f"{reports_prefix}ingest_report.json", f"{reports_prefix}schema_drift.json"})
-    lake.delete_prefix(dt_prefix(STAGING, dt))
+    _sweep(lake, reports_prefix, {layout.ingest_report_key(dt), f"{reports_prefix}schema_drift.json"})
+    lake.delete_prefix(dt_prefix(layout.STAGING, dt))
     if unknown:
         log.warning("dt=%s: records of %s unknown (unreadable files, quarantined whole)", dt, unknown)
     log.info("dt=%s: records in %s, curated %s, quarantined %s (%s duplicates)", dt, summary["rows_in"],

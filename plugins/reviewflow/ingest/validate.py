@@ -21,14 +21,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from reviewflow import contract
+from reviewflow import contract, layout
 from reviewflow.faults import maybe_crash
+from reviewflow.layout import dt_prefix
 
 log = logging.getLogger(__name__)
 
 SUITE_NAME = "reviews_contract"
-QUARANTINE = "quarantine/reviews"
-QUALITY = "reports/quality"
 ID_ROWS = "_id_rows_in_file"  # rows of the file (distinct reviews) sharing this row's source_row_id
 IDENTITY_COLUMNS = [
     c for c in contract.REQUIRED_COLUMNS if c != "positive_feedback_count"
@@ -234,15 +233,13 @@ def _publish_dir(lake, local_dir: str, prefix: str) -> None:
 
 
 def quarantine_key(dt: str, fid: str) -> str:
-    from reviewflow.storage.lake import dt_prefix
 
-    return f"{dt_prefix(QUARANTINE, dt)}rows/{fid}.parquet"
+    return f"{dt_prefix(layout.QUARANTINE, dt)}rows/{fid}.parquet"
 
 
 def docs_prefix(dt: str, fid: str) -> str:
-    from reviewflow.storage.lake import dt_prefix
 
-    return f"{dt_prefix(QUALITY, dt)}{fid}/"
+    return f"{dt_prefix(layout.QUALITY_REPORTS, dt)}{fid}/"
 
 
 def valid_key(dt: str, fid: str) -> str:
@@ -252,10 +249,10 @@ def valid_key(dt: str, fid: str) -> str:
 
 
 def _quarantine_whole(lake, manifest: dict) -> dict:
-    from reviewflow.storage.lake import dt_prefix, write_json
+    from reviewflow.storage.lake import write_json
 
     dt, fid = manifest["dt"], manifest["file_id"]
-    base = f"{dt_prefix(QUARANTINE, dt)}files/{fid}"
+    base = f"{dt_prefix(layout.QUARANTINE, dt)}files/{fid}"
     lake.copy(manifest["raw_key"], base)
     rows = manifest.get("rows_in")
     write_json(lake, f"{base}.reason.json", {"file": manifest["file"], "status": manifest["status"],
@@ -407,7 +404,7 @@ def _validate_file(lake, manifest: dict) -> dict:
                 '_review_id AS review_id',
                 *[f'"t_{c}" AS "{c}"' if c in contract.INTEGER_COLUMNS else f'coalesce("{c}", \'\') AS "{c}"'
                   for c in contract.REQUIRED_COLUMNS],
-                "CASE WHEN t_rating <= 2 THEN -1 WHEN t_rating = 3 THEN 0 ELSE 1 END::BIGINT AS sentiment",  # DESIGN.md
+                f"({contract.sentiment_sql('t_rating')})::BIGINT AS sentiment",
                 f"{sql_literal(name)} AS source_file",
                 "_line AS source_line",
                 "_start",

@@ -17,12 +17,13 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
+from reviewflow import layout
+from reviewflow.layout import dt_prefix
+
 log = logging.getLogger(__name__)
 
 TOKEN = re.compile(r"[a-z']+")
 EPS = 1e-4  # floor for empty bins, so PSI stays finite (the usual convention)
-DRIFT = "reports/drift"
-REFERENCE = "drift_reference.json"  # cached beside the champion's model files
 LENGTH_BINS = 10
 VOCAB_SIZE = 20000
 
@@ -134,9 +135,9 @@ def champion_reference(lake, champion: dict) -> dict:
     from reviewflow.scoring.score import LABELS
     from reviewflow.storage.lake import read_json, write_json
     from reviewflow.training.dataset import read_dataset_uri
-    from reviewflow.training.registry import load_predictor, model_prefix
+    from reviewflow.training.registry import load_predictor
 
-    key = model_prefix(champion["model_name"], champion["version"]) + REFERENCE
+    key = layout.model_prefix(champion["model_name"], champion["version"]) + layout.DRIFT_REFERENCE
     if lake.exists(key):
         return read_json(lake, key)
     dataset = read_dataset_uri(champion["dataset_uri"])
@@ -153,23 +154,22 @@ def champion_reference(lake, champion: dict) -> dict:
 def drift_report(lake, dt: str, settings=None) -> dict:
     """reports/drift/dt=<dt>/drift_report.json + .html: the day's scored reviews vs the champion's reference."""
     from reviewflow.config import get_settings
-    from reviewflow.ingest.curate import CURATED
-    from reviewflow.scoring.score import PREDICTIONS, review_texts
-    from reviewflow.storage.lake import dt_prefix, read_parquet, replace_partition
+    from reviewflow.scoring.score import review_texts
+    from reviewflow.storage.lake import read_parquet, replace_partition
     from reviewflow.training.registry import champion as current_champion
 
     settings = settings or get_settings()
     champion = current_champion(lake)
-    prefix = dt_prefix(DRIFT, dt)
-    if champion is None or not lake.list(dt_prefix(PREDICTIONS, dt)):
+    prefix = dt_prefix(layout.DRIFT_REPORTS, dt)
+    if champion is None or not lake.list(dt_prefix(layout.PREDICTIONS, dt)):
         log.info("dt=%s: no champion or no predictions, no drift report", dt)
         return {"dt": dt, "skipped": "no champion or no predictions for the date"}
     model = f"{champion['model_name']}:{champion['version']}"
     # Per-day frames are one partition each: bounded by the day's size, not the lake's.
-    predictions = read_parquet(lake, dt_prefix(PREDICTIONS, dt) + "part-0.parquet")
+    predictions = read_parquet(lake, layout.predictions_key(dt))
     if predictions.empty:
         return write_empty_report(lake, dt, model)
-    curated_key = dt_prefix(CURATED, dt) + "part-0.parquet"
+    curated_key = layout.curated_key(dt)
     if not lake.exists(curated_key):
         raise FileNotFoundError(f"{lake.uri(curated_key)}: {len(predictions)} predictions for {dt} but no curated file")
     curated = read_parquet(lake, curated_key)
@@ -216,9 +216,9 @@ body{{font-family:sans-serif;margin:2em;max-width:60em}}</style></head><body><h1
 
 def write_empty_report(lake, dt: str, model: str) -> dict:
     """An empty day's drift report: it says "no reviews", computes no PSI and raises no alert."""
-    from reviewflow.storage.lake import dt_prefix, replace_partition
+    from reviewflow.storage.lake import replace_partition
 
-    prefix = dt_prefix(DRIFT, dt)
+    prefix = dt_prefix(layout.DRIFT_REPORTS, dt)
     report = {"dt": dt, "model": model, "rows": 0, "no_reviews": True, "message": no_reviews_message(dt),
               "checks": [], "alerts": []}  # fmt: skip
     log.info("dt=%s: %s", dt, report["message"])

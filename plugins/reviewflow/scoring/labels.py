@@ -48,17 +48,13 @@ import re
 
 import pandas as pd
 
+from reviewflow import contract, layout
 from reviewflow.storage.lake import Lake, LocalLake, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
-LANDING_LABELS = "landing/labels/"
-LABELS_KEY = "labels/reviews/labels.parquet"
-QUARANTINE_LABELS = "quarantine/labels/"
-CURATED_PREFIX = "curated/reviews/"
-_CURATED_PART = re.compile(r"^curated/reviews/dt=[^/]+/[^/]+\.parquet$")
+_CURATED_PART = re.compile(rf"^{re.escape(layout.CURATED)}/dt=[^/]+/[^/]+\.parquet$")
 
-NAMES = {"negative": -1, "neutral": 0, "positive": 1}
 _NUMBER = re.compile(r"^[+-]?[01](?:\.0*)?$")  # -1, 0, 1, +1, 1.0, -1.00, 0.0 (then checked to be -1/0/1)
 ACCEPTED = "negative, neutral, positive, -1, 0 or 1"
 
@@ -82,8 +78,8 @@ def normalize_label(value: str | None) -> int | str | None:
     if not text:
         return None
     lowered = text.lower()
-    if lowered in NAMES:
-        return NAMES[lowered]
+    if lowered in contract.LABEL_BY_NAME:
+        return contract.LABEL_BY_NAME[lowered]
     if _NUMBER.match(lowered):
         number = float(lowered)
         if number in (-1.0, 0.0, 1.0):
@@ -173,7 +169,7 @@ def known_review_ids(lake: Lake, wanted: set[str]) -> set[str]:
 
     value_set = pa.array(sorted(wanted), type=pa.string())
     found: set[str] = set()
-    for key in lake.list(CURATED_PREFIX):
+    for key in lake.list(layout.CURATED + "/"):
         if not _CURATED_PART.match(key):
             continue
         source = lake.path(key) if isinstance(lake, LocalLake) else pa.BufferReader(lake.read_bytes(key))
@@ -245,7 +241,7 @@ def _write_labels(lake: Lake, records: list[dict]) -> None:
     schema = pa.schema([(name, pa.type_for_alias(kind)) for name, kind in LABEL_COLUMNS.items()])
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(records, schema=schema), buf)
-    lake.write_bytes(LABELS_KEY, buf.getvalue())
+    lake.write_bytes(layout.LABELS_KEY, buf.getvalue())
 
 
 def _rule_counts(rejected: pd.DataFrame) -> dict[str, int]:
@@ -264,19 +260,19 @@ def _rule_counts(rejected: pd.DataFrame) -> dict[str, int]:
 
 def collect_labels(lake: Lake) -> dict:
     """Validate every label file and rebuild the merged labels table (and quarantine/labels/)."""
-    keys = sorted(k for k in lake.list(LANDING_LABELS) if not k.endswith("/"))
+    keys = sorted(k for k in lake.list(layout.LANDING_LABELS) if not k.endswith("/"))
     written: set[str] = set()
     files, parsed = [], []
 
     def reject_file(key: str, name: str, reason: str, data: bytes) -> None:
-        copy_key = f"{QUARANTINE_LABELS}files/{name}"
+        copy_key = f"{layout.QUARANTINE_LABELS}files/{name}"
         lake.write_bytes(copy_key, data)
         write_json(lake, f"{copy_key}.reason.json", {"file": name, "reason": reason})
         written.update({copy_key, f"{copy_key}.reason.json"})
         log.error("%s: label file quarantined whole: %s", key, reason)
 
     for key in keys:
-        name = key[len(LANDING_LABELS) :]
+        name = key[len(layout.LANDING_LABELS) :]
         data = lake.read_bytes(key)
         try:
             rows, ragged = read_label_csv(data)
@@ -296,7 +292,7 @@ def collect_labels(lake: Lake) -> dict:
         rows_in = len(typed) + len(ragged)
         entry = {"file": name, "rows_in": rows_in, "valid": int(len(valid)), "quarantined": int(len(rejected))}
         if len(rejected):
-            rows_key = f"{QUARANTINE_LABELS}rows/{name}.parquet"
+            rows_key = f"{layout.QUARANTINE_LABELS}rows/{name}.parquet"
             write_parquet(lake, rows_key, rejected)
             written.add(rows_key)
             entry["quarantined_by_rule"] = _rule_counts(rejected)
@@ -331,7 +327,7 @@ def collect_labels(lake: Lake) -> dict:
 
     _write_labels(lake, [{"review_id": rid, **v} for rid, v in sorted(merged.items())])  # rebuilt every run
     # quarantine/labels/ holds exactly this run's rejections (a fixed file leaves no stale entry)
-    for stale in lake.list(QUARANTINE_LABELS):
+    for stale in lake.list(layout.QUARANTINE_LABELS):
         if stale not in written:
             lake.delete_prefix(stale)
     summary = {
@@ -342,7 +338,7 @@ def collect_labels(lake: Lake) -> dict:
         "rows_in": sum(f["rows_in"] or 0 for f in files),
         "rows_valid": sum(f["valid"] for f in files),
         "rows_quarantined": sum(f["quarantined"] or 0 for f in files),
-        "uri": lake.uri(LABELS_KEY),
+        "uri": lake.uri(layout.LABELS_KEY),
     }
     log.info("labels: %d from %d files (%d rows valid, %d quarantined, %d conflicts across files) -> %s",
              summary["labels"], len(files), summary["rows_valid"], summary["rows_quarantined"], len(conflicts),

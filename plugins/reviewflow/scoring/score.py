@@ -15,14 +15,12 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from reviewflow.ingest.curate import CURATED
-from reviewflow.storage.lake import Lake, dt_prefix, replace_partition
+from reviewflow import contract, layout
+from reviewflow.layout import dt_prefix
+from reviewflow.storage.lake import Lake, replace_partition
 
 log = logging.getLogger(__name__)
 
-PREDICTIONS = "predictions"
-PREDICTIONS_TABLE = "predictions"
-REVIEW_QUEUE = "review_queue"
 # DESIGN.md's contract, in its order; `dt` is in the file too, so one file read alone says its date.
 PREDICTION_COLUMNS = {
     "review_id": "VARCHAR", "dt": "VARCHAR", "sentiment_pred": "BIGINT", "p_negative": "DOUBLE",
@@ -30,7 +28,7 @@ PREDICTION_COLUMNS = {
     "model_version": "VARCHAR", "scored_at": "VARCHAR",
 }  # fmt: skip
 QUEUE_COLUMNS = ["review_id", "review_text", "sentiment_pred", "confidence", "model_name", "model_version", "label"]
-LABELS = np.array([-1, 0, 1])
+LABELS = np.array(contract.LABELS)  # the probability columns, in order
 BATCH_ROWS = 4096
 
 Predictor = Callable[[list[str]], np.ndarray]  # texts -> (n, 3) probabilities (neg, neu, pos)
@@ -38,9 +36,7 @@ Predictor = Callable[[list[str]], np.ndarray]  # texts -> (n, 3) probabilities (
 
 def review_texts(frame: pd.DataFrame) -> list[str]:
     """The model input: title and text, built as training builds it."""
-    from reviewflow.training.dataset import model_text
-
-    return model_text(frame["title"], frame["review_text"])
+    return contract.model_text(frame["title"], frame["review_text"])
 
 
 def predictions_schema():
@@ -67,7 +63,7 @@ def predictions_parquet(predictions: pd.DataFrame) -> bytes:
 def curated_batches(lake: Lake, dt: str, columns: list[str], batch_rows: int = BATCH_ROWS) -> Iterator[pd.DataFrame]:
     import pyarrow.parquet as pq
 
-    for key in lake.list(dt_prefix(CURATED, dt)):
+    for key in lake.list(dt_prefix(layout.CURATED, dt)):
         parquet = pq.ParquetFile(io.BytesIO(lake.read_bytes(key)))
         for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
             if batch.num_rows:  # an empty day's file has no rows: nothing to predict
@@ -101,9 +97,9 @@ def score_partition(lake: Lake, catalog, dt: str, predict: Predictor, model: dic
             queue.append(out[low].assign(review_text=np.asarray(texts, dtype=object)[low.to_numpy()]))
     # An empty day (no curated rows) still gets its partition: zero rows, the contract's types.
     predictions = pd.concat(parts, ignore_index=True) if parts else predictions_schema().empty_table().to_pandas()
-    replace_partition(lake, dt_prefix(PREDICTIONS, dt), {"part-0.parquet": predictions_parquet(predictions)})
-    catalog.register_table(PREDICTIONS_TABLE, lake.uri(PREDICTIONS), PREDICTION_COLUMNS, "parquet")
-    catalog.register_partition(PREDICTIONS_TABLE, dt)
+    replace_partition(lake, dt_prefix(layout.PREDICTIONS, dt), {layout.PART: predictions_parquet(predictions)})
+    catalog.register_table(layout.PREDICTIONS_TABLE, lake.uri(layout.PREDICTIONS), PREDICTION_COLUMNS, "parquet")
+    catalog.register_partition(layout.PREDICTIONS_TABLE, dt)
     queued = write_review_queue(lake, dt, pd.concat(queue, ignore_index=True) if queue else None)
     shares = predictions["sentiment_pred"].value_counts(normalize=True).to_dict() if len(predictions) else {}
     if predictions.empty:
@@ -116,7 +112,7 @@ def score_partition(lake: Lake, catalog, dt: str, predict: Predictor, model: dic
         "queued_for_review": queued,
         "predicted_shares": {str(k): round(v, 4) for k, v in shares.items()},
         "model": f"{model['model_name']}:{model['version']}",
-        "uri": lake.uri(dt_prefix(PREDICTIONS, dt)),
+        "uri": lake.uri(dt_prefix(layout.PREDICTIONS, dt)),
     }
 
 
@@ -127,19 +123,20 @@ def write_review_queue(lake: Lake, dt: str, low: pd.DataFrame | None) -> int:
     into landing/labels/; the next training run prefers those labels. A day with nothing to
     review (or no reviews at all) gets the file too, with the header and no rows.
     """
-    prefix = dt_prefix(REVIEW_QUEUE, dt)
+    prefix = dt_prefix(layout.REVIEW_QUEUE, dt)
     if low is None or low.empty:
         queue = pd.DataFrame(columns=QUEUE_COLUMNS)
     else:
         queue = low[QUEUE_COLUMNS[:-1]].sort_values("confidence").assign(label="")
-    replace_partition(lake, prefix, {"review_queue.csv": queue.to_csv(index=False).encode()})
+    replace_partition(lake, prefix, {layout.REVIEW_QUEUE_FILE: queue.to_csv(index=False).encode()})
     return int(len(queue))
 
 
 def unscored_partitions(catalog, dt: str) -> list[str]:
     """Curated partitions up to ``dt`` with no predictions yet, plus ``dt`` itself."""
-    from reviewflow.ingest.curate import CURATED_TABLE
 
-    scored = set(catalog.partitions(PREDICTIONS_TABLE)) if catalog.table_columns(PREDICTIONS_TABLE) else set()
-    curated = [d for d in catalog.partitions(CURATED_TABLE) if d <= dt]
+    scored = (
+        set(catalog.partitions(layout.PREDICTIONS_TABLE)) if catalog.table_columns(layout.PREDICTIONS_TABLE) else set()
+    )
+    curated = [d for d in catalog.partitions(layout.CURATED_TABLE) if d <= dt]
     return sorted({d for d in curated if d not in scored} | ({dt} if dt in curated else set()))

@@ -14,8 +14,7 @@ from contextlib import contextmanager
 from typing import Protocol
 
 from reviewflow.config import Settings, get_settings, validate_identifier
-
-CATALOG_KEY = "catalog/reviewflow.duckdb"
+from reviewflow.layout import CATALOG_KEY
 
 # DuckDB types (from pandas/arrow) -> Glue/Hive types, for the Glue seam.
 _GLUE_TYPES = {

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from reviewflow.faults import maybe_crash
+from reviewflow.layout import TMP_DIR
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,14 +40,6 @@ class Lake(Protocol):
     def copy(self, src: str, dst: str) -> None: ...
     def put_file(self, local_path: str, key: str) -> str: ...
     def local_path(self, key: str): ...  # context manager: a local file holding the key's bytes
-
-
-def dt_prefix(zone: str, dt: str) -> str:
-    """``curated/reviews`` + ``2024-01-01`` -> ``curated/reviews/dt=2024-01-01/``."""
-    return f"{zone.strip('/')}/dt={dt}/"
-
-
-TMP_DIR = ".tmp"  # local temp files, outside every zone
 
 
 class LocalLake:

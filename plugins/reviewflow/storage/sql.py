@@ -9,16 +9,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from reviewflow import contract
 from reviewflow.config import SQL_DIR, Settings, get_settings, validate_identifier
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
+def contract_fragments() -> dict[str, str]:
+    """SQL built from the data contract (never from settings or data), so SQL and Python agree."""
+    return {"missing": f"'{contract.MISSING}'", "age_band": contract.age_band_sql("age")}
+
+
 def render_sql(name: str, **identifiers: str) -> str:
-    """Load include/sql/<name>.sql and fill its ``{identifier}`` slots with validated names."""
+    """Load include/sql/<name>.sql; fill its ``{identifier}`` slots with validated names, the rest from the contract."""
     text = (SQL_DIR / f"{name}.sql").read_text()
-    return text.format(**{key: validate_identifier(value) for key, value in identifiers.items()})
+    return text.format(**contract_fragments(), **{key: validate_identifier(value) for key, value in identifiers.items()})
 
 
 class SqlEngine(Protocol):
@@ -33,7 +39,7 @@ class DuckDBEngine:
     def __init__(self, lake_root: str, database: str = "reviews"):
         from pathlib import Path
 
-        from reviewflow.storage.catalog import CATALOG_KEY
+        from reviewflow.layout import CATALOG_KEY
 
         self.path = str(Path(lake_root) / CATALOG_KEY)
         self.database = validate_identifier(database)

@@ -19,12 +19,11 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
+from reviewflow import contract, layout
 from reviewflow.storage.lake import Lake, read_parquet, write_json
 
 log = logging.getLogger(__name__)
 
-DATASETS = "models/datasets"
-LABELS_PREFIX = "labels/reviews/"
 SPLITS = ("train", "validation", "test")
 # hash bucket (0-99) upper bounds: 80 % train, 10 % validation, 10 % test
 SPLIT_BOUNDS = {"train": 80, "validation": 90, "test": 100}
@@ -37,14 +36,6 @@ DATASET_COLUMNS = [
 
 class EmptyDatasetError(RuntimeError):
     """No curated rows up to the run date: nothing to train on."""
-
-
-def dataset_key(dt: str) -> str:
-    return f"{DATASETS}/dt={dt}/dataset.parquet"
-
-
-def snapshot_key(dt: str) -> str:
-    return f"{DATASETS}/dt={dt}/data_snapshot.json"
 
 
 def hash_bucket(review_id: str) -> int:
@@ -60,19 +51,9 @@ def assign_split(review_id: str) -> str:
     raise AssertionError("unreachable")
 
 
-def model_text(title: pd.Series, review_text: pd.Series) -> list[str]:
-    """The model input: ``title. review_text`` (just the text when there is no title).
-
-    The same rule as ``reviewflow.scoring.score.review_texts``, so training and scoring agree.
-    """
-    titles = title.fillna("").astype(str).str.strip()
-    texts = review_text.fillna("").astype(str).str.strip()
-    return [f"{t}. {x}" if t else x for t, x in zip(titles, texts, strict=True)]
-
-
 def read_labels(lake: Lake) -> pd.DataFrame | None:
     """Human-corrected labels (review_id, label in -1/0/1), or None when there are none yet."""
-    keys = [k for k in lake.list(LABELS_PREFIX) if k.endswith(".parquet")]
+    keys = [k for k in lake.list(layout.LABELS + "/") if k.endswith(".parquet")]
     if not keys:
         return None
     frames = [read_parquet(lake, k)[["review_id", "label"]] for k in sorted(keys)]
@@ -82,18 +63,17 @@ def read_labels(lake: Lake) -> pd.DataFrame | None:
     bad = ~labels["label"].isin([-1, 0, 1])
     if bad.any():
         raise ValueError(
-            f"{LABELS_PREFIX}: {int(bad.sum())} labels outside -1/0/1, e.g. {labels[bad].head(3).to_dict('records')}"
+            f"{layout.LABELS}/: {int(bad.sum())} labels outside -1/0/1, e.g. {labels[bad].head(3).to_dict('records')}"
         )
     return labels
 
 
 def query_curated(dt: str, engine=None, settings=None) -> pd.DataFrame:
     """Curated rows with dt <= ``dt`` through the SQL seam (DuckDB locally, Athena on AWS)."""
-    from reviewflow.ingest.curate import CURATED_TABLE
     from reviewflow.storage.sql import get_engine, render_sql
 
     engine = engine or get_engine(settings)
-    sql = render_sql("training_data", database=engine.database, table=CURATED_TABLE)
+    sql = render_sql("training_data", database=engine.database, table=layout.CURATED_TABLE)
     return engine.query(sql, [dt])
 
 
@@ -110,7 +90,7 @@ def assemble(curated: pd.DataFrame, labels: pd.DataFrame | None) -> pd.DataFrame
         frame.loc[has, "label"] = human[has].astype("int64")
         frame.loc[has, "label_source"] = "human"
     frame["label"] = frame["label"].astype("int64")
-    frame["text"] = model_text(frame["title"], frame["review_text"])
+    frame["text"] = contract.model_text(frame["title"], frame["review_text"])
     frame["split"] = [assign_split(r) for r in frame["review_id"]]
     frame["age"] = pd.to_numeric(frame["age"], errors="coerce").astype("Int64")
     for column in ("division_name", "department_name", "class_name"):
@@ -154,18 +134,18 @@ def build_dataset(lake: Lake, dt: str, engine=None, curated: pd.DataFrame | None
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False)
     data = buf.getvalue()
-    uri = lake.write_bytes(dataset_key(dt), data)
+    uri = lake.write_bytes(layout.dataset_key(dt), data)
     snap = snapshot(frame, dt, data)
     snap["uri"] = uri
-    write_json(lake, snapshot_key(dt), snap)
+    write_json(lake, layout.snapshot_key(dt), snap)
     log.info(
         "dataset dt<=%s: %d rows %s, labels %s -> %s", dt, snap["rows"], snap["splits"], snap["label_sources"], uri
     )
-    return {"dataset_uri": uri, "snapshot_uri": lake.uri(snapshot_key(dt)), "snapshot": snap}
+    return {"dataset_uri": uri, "snapshot_uri": lake.uri(layout.snapshot_key(dt)), "snapshot": snap}
 
 
 def load_dataset(lake: Lake, dt: str) -> pd.DataFrame:
-    return read_parquet(lake, dataset_key(dt))
+    return read_parquet(lake, layout.dataset_key(dt))
 
 
 def read_dataset_uri(uri: str) -> pd.DataFrame:
@@ -181,8 +161,6 @@ def read_dataset_uri(uri: str) -> pd.DataFrame:
 
 def from_source_csv(path: str, dt: str = "2024-01-01") -> pd.DataFrame:
     """A Kaggle-schema CSV as curated-like rows (for benchmarks; never copied into the lake)."""
-    from reviewflow import contract
-
     raw = pd.read_csv(path)
     raw.columns = [contract.snake_case(c) for c in raw.columns]
     raw = raw.dropna(subset=["rating"])

@@ -27,38 +27,18 @@ from __future__ import annotations
 import base64
 import html
 import io
-import math
 from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 
+from reviewflow import contract, layout
+from reviewflow.contract import CLASS_NAMES, FACETS, LABELS
 from reviewflow.storage.lake import Lake, write_json
 
-LABELS = [-1, 0, 1]
-CLASS_NAMES = ["negative", "neutral", "positive"]
-FACETS = ["department_name", "class_name", "division_name", "age_band"]
 BIAS_LABEL_VALUES = (1, -1)
 BIAS_METRICS = ("DPPL", "DI", "AD", "RD")
 MIN_SUPPORT = 30  # facet values with fewer test rows are reported but marked as low support
-AGE_BANDS = [
-    (0, 25, "<25"),
-    (25, 35, "25-34"),
-    (35, 45, "35-44"),
-    (45, 55, "45-54"),
-    (55, 65, "55-64"),
-    (65, 200, "65+"),
-]
-REPORTS = "reports/models"
-
-
-def age_band(age) -> str:
-    if age is None or (isinstance(age, float) and math.isnan(age)) or pd.isna(age):
-        return "unknown"
-    for low, high, name in AGE_BANDS:
-        if low <= int(age) < high:
-            return name
-    return "unknown"
 
 
 def with_facets(predictions: pd.DataFrame, dataset: pd.DataFrame) -> pd.DataFrame:
@@ -68,7 +48,7 @@ def with_facets(predictions: pd.DataFrame, dataset: pd.DataFrame) -> pd.DataFram
     if frame["department_name"].isna().any():
         missing = frame.loc[frame["department_name"].isna(), "review_id"].head(3).tolist()
         raise ValueError(f"predictions for reviews not in the dataset, e.g. {missing}")
-    frame["age_band"] = [age_band(a) for a in frame["age"]]
+    frame["age_band"] = [contract.age_band(a) for a in frame["age"]]
     return frame
 
 
@@ -101,7 +81,7 @@ def facet_quality(frame: pd.DataFrame, facets=FACETS, min_support: int = MIN_SUP
     from sklearn.metrics import f1_score
 
     rows = []
-    order = {name: i for i, (_, _, name) in enumerate(AGE_BANDS)}
+    order = {name: i for i, name in enumerate(contract.AGE_BAND_NAMES)}
     for facet in facets:
         groups = sorted(frame.groupby(facet, sort=True), key=lambda g: (order.get(str(g[0]), -1), str(g[0])))
         for value, part in groups:
@@ -376,10 +356,6 @@ label value.{f" Rows with |DPPL| above {dppl_threshold} are highlighted." if dpp
 <p><small>Generated {datetime.now(UTC).isoformat(timespec="seconds")} by reviewflow.</small></p></body></html>"""
 
 
-def report_prefix(model_name: str, version: str) -> str:
-    return f"{REPORTS}/{model_name}/{version}/"
-
-
 def write_report(
     lake: Lake,
     model_name: str,
@@ -391,7 +367,7 @@ def write_report(
     dppl_threshold: float | None = None,
 ) -> str:
     """Write ``report.html`` and ``evaluation.json`` under reports/models/<model>/<version>/."""
-    prefix = report_prefix(model_name, version)
+    prefix = layout.model_report_prefix(model_name, version)
     page = render_report(evaluation, model_name, version, info, champion, decision, dppl_threshold)
     uri = lake.write_bytes(prefix + "report.html", page.encode())
     write_json(lake, prefix + "evaluation.json", {"model_name": model_name, "version": version, **evaluation,

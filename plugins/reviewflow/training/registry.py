@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
-import re
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -42,16 +41,13 @@ from pathlib import Path
 
 import numpy as np
 
+from reviewflow import layout
 from reviewflow.config import MODELS_DIR, PROJECT_ROOT, Settings, get_settings
+from reviewflow.layout import decision_key, model_prefix
 from reviewflow.storage.lake import Lake, get_lake, read_json, write_json
 
 log = logging.getLogger(__name__)
 
-MODELS = "models"
-CHAMPION_KEY = f"{MODELS}/champion.json"
-HISTORY = f"{MODELS}/champion_history"
-DECISIONS = f"{MODELS}/decisions"
-REGISTRATION = "registration.json"
 KINDS = ("tfidf", "bert")
 FAIRNESS_LABEL_VALUES = (1, -1)
 
@@ -63,10 +59,6 @@ def _now() -> str:
 def version_for(dt: str, run_id: str) -> str:
     """``20240401-1a2b3c``: the run date and a hash of the run id."""
     return f"{dt.replace('-', '')}-{hashlib.sha256(run_id.encode()).hexdigest()[:6]}"
-
-
-def model_prefix(model_name: str, version: str) -> str:
-    return f"{MODELS}/{model_name}/{version}/"
 
 
 def code_version() -> dict:
@@ -135,7 +127,7 @@ def register(
         "report_uri": report_uri,
         "registered_at": _now(),
     }
-    write_json(lake, prefix + REGISTRATION, entry)
+    write_json(lake, prefix + layout.REGISTRATION, entry)
     if data_snapshot:
         write_json(lake, prefix + "data_snapshot.json", data_snapshot)
     write_json(lake, prefix + "code_version.json", entry["code_version"])
@@ -144,15 +136,15 @@ def register(
 
 
 def get_version(lake: Lake, model_name: str, version: str) -> dict:
-    return read_json(lake, model_prefix(model_name, version) + REGISTRATION)
+    return read_json(lake, model_prefix(model_name, version) + layout.REGISTRATION)
 
 
 def versions(lake: Lake, model_name: str | None = None) -> list[dict]:
     """Every registered version (of one model or all), oldest first."""
     keys = [
         k
-        for k in lake.list(f"{MODELS}/{model_name}/" if model_name else f"{MODELS}/")
-        if k.endswith("/" + REGISTRATION)
+        for k in lake.list(f"{layout.MODELS}/{model_name}/" if model_name else f"{layout.MODELS}/")
+        if k.endswith("/" + layout.REGISTRATION)
     ]
     entries = [read_json(lake, k) for k in keys]
     return sorted(entries, key=lambda e: (e.get("registered_at", ""), e["version"]))
@@ -161,7 +153,7 @@ def versions(lake: Lake, model_name: str | None = None) -> list[dict]:
 def champion(lake: Lake | None = None) -> dict | None:
     """The champion alias, or None before the first promotion."""
     lake = lake or get_lake()
-    return read_json(lake, CHAMPION_KEY) if lake.exists(CHAMPION_KEY) else None
+    return read_json(lake, layout.CHAMPION_KEY) if lake.exists(layout.CHAMPION_KEY) else None
 
 
 def promote(lake: Lake, entry: dict, decision: dict | None = None, run_id: str | None = None) -> dict:
@@ -185,20 +177,14 @@ def promote(lake: Lake, entry: dict, decision: dict | None = None, run_id: str |
         "promoted_by_run": run_id,
         "previous": {k: previous[k] for k in ("model_name", "version", "promoted_at")} if previous else None,
     }
-    write_json(lake, CHAMPION_KEY, alias)
+    write_json(lake, layout.CHAMPION_KEY, alias)
     write_json(
-        lake, f"{HISTORY}/{alias['promoted_at'].replace(':', '')}-{entry['model_name']}-{entry['version']}.json", alias
+        lake,
+        f"{layout.CHAMPION_HISTORY}/{alias['promoted_at'].replace(':', '')}-{entry['model_name']}-{entry['version']}.json",
+        alias,
     )
     log.info("champion is now %s %s", alias["model_name"], alias["version"])
     return alias
-
-
-def _safe(run_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)[:200]
-
-
-def decision_key(run_id: str) -> str:
-    return f"{DECISIONS}/{_safe(run_id)}.json"
 
 
 def record_decision(lake: Lake, run_id: str, decision: dict) -> str:
@@ -209,7 +195,7 @@ def record_decision(lake: Lake, run_id: str, decision: dict) -> str:
 
 def decisions(lake: Lake) -> list[dict]:
     """Every recorded decision, oldest first."""
-    records = [read_json(lake, k) for k in lake.list(f"{DECISIONS}/") if k.endswith(".json")]
+    records = [read_json(lake, k) for k in lake.list(f"{layout.DECISIONS}/") if k.endswith(".json")]
     return sorted(records, key=lambda r: r.get("recorded_at", ""))
 
 
@@ -449,12 +435,11 @@ def evaluate_and_register(
     report under ``reports/models/<name>/<version>/``. Returns a small summary for XCom.
     """
     from reviewflow.storage.lake import read_parquet
-    from reviewflow.training.dataset import dataset_key, snapshot_key
     from reviewflow.training.evaluate import evaluate_test_predictions, write_report
 
     settings = settings or get_settings()
     prefix = model_prefix(model_name, version)
-    dataset = read_parquet(lake, dataset_key(dt))
+    dataset = read_parquet(lake, layout.dataset_key(dt))
     metrics = read_json(lake, prefix + "metrics.json")
     params = read_json(lake, prefix + "params.json") if lake.exists(prefix + "params.json") else {}
     kind = (
@@ -464,16 +449,16 @@ def evaluate_and_register(
     )
     evaluation = evaluate_test_predictions(read_parquet(lake, prefix + "test_predictions.parquet"), dataset)
     write_json(lake, prefix + "evaluation.json", evaluation)
-    info = {"kind": kind, "run": run_id, "dataset": lake.uri(dataset_key(dt)),
+    info = {"kind": kind, "run": run_id, "dataset": lake.uri(layout.dataset_key(dt)),
             "validation macro-F1": metrics.get("validation", {}).get("macro_f1"),
             "train seconds": metrics.get("train_seconds"), "device": metrics.get("device", "cpu")}  # fmt: skip
     report = write_report(
         lake, model_name, version, evaluation, info=info, dppl_threshold=settings.fairness_max_abs_dppl
     )
-    snapshot = read_json(lake, snapshot_key(dt)) if lake.exists(snapshot_key(dt)) else None
+    snapshot = read_json(lake, layout.snapshot_key(dt)) if lake.exists(layout.snapshot_key(dt)) else None
     register(
         lake, model_name, version, kind, metrics, params, snapshot, evaluation,
-        run_id=run_id, dt=dt, dataset_uri=lake.uri(dataset_key(dt)), report_uri=report,
+        run_id=run_id, dt=dt, dataset_uri=lake.uri(layout.dataset_key(dt)), report_uri=report,
     )  # fmt: skip
     return {"model_name": model_name, "version": version, "kind": kind, "test_macro_f1": evaluation["macro_f1"],
             "test_accuracy": evaluation["accuracy"], "report_uri": report}  # fmt: skip
@@ -484,8 +469,8 @@ def run_candidates(lake: Lake, version: str, model_names=KINDS) -> list[tuple[di
     out = []
     for name in model_names:
         prefix = model_prefix(name, version)
-        if lake.exists(prefix + REGISTRATION) and lake.exists(prefix + "evaluation.json"):
-            out.append((read_json(lake, prefix + REGISTRATION), read_json(lake, prefix + "evaluation.json")))
+        if lake.exists(prefix + layout.REGISTRATION) and lake.exists(prefix + "evaluation.json"):
+            out.append((read_json(lake, prefix + layout.REGISTRATION), read_json(lake, prefix + "evaluation.json")))
     return out
 
 
