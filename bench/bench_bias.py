@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from reviewflow.bias import metrics as bias  # noqa: E402
+from reviewflow.bias import tasks as bias_tasks  # noqa: E402
 from reviewflow.bias.report import render_html  # noqa: E402
 from reviewflow.contract import CURATED_COLUMNS, INTEGER_COLUMNS, snake_case  # noqa: E402
 from reviewflow.storage.catalog import DuckDBCatalog  # noqa: E402
@@ -134,7 +135,7 @@ def main() -> None:
         timings: dict[str, list[float]] = {"sql": [], "python": [], "html": []}
         for _ in range(args.repeat):
             t0 = time.perf_counter()
-            counts = bias.fetch_counts(engine, dt)
+            counts = bias_tasks.fetch_counts(engine, dt)
             t1 = time.perf_counter()
             report = bias.build_report(counts, dt)
             t2 = time.perf_counter()

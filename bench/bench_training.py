@@ -38,7 +38,8 @@ from reviewflow.layout import dataset_key, model_prefix  # noqa: E402
 from reviewflow.orchestration.gpu_training import run_entry_point  # noqa: E402
 from reviewflow.storage.lake import LocalLake, read_json  # noqa: E402
 from reviewflow.training.dataset import build_dataset, from_source_csv, load_dataset  # noqa: E402
-from reviewflow.training.registry import evaluate_and_register, promote, run_candidates, run_gate  # noqa: E402
+from reviewflow.training.registry import promote  # noqa: E402
+from reviewflow.training.tasks import evaluate_and_register, run_candidates, run_gate  # noqa: E402
 
 DT = "2024-01-01"
 RUN_ID = "bench_training"

@@ -62,8 +62,8 @@ Param `cddl_groups` overrides the CDDL strata per facet, e.g. `{"department_name
 def reviews_bias_report():
     @task
     def report_dates() -> list[str]:
-        from reviewflow.bias.metrics import report_dates as dates_from
-        from reviewflow.bias.metrics import unreported_dates
+        from reviewflow.bias.dates import report_dates as dates_from
+        from reviewflow.bias.dates import unreported_dates
         from reviewflow.storage.lake import get_lake
 
         context = get_current_context()
@@ -75,7 +75,7 @@ def reviews_bias_report():
 
     @task(multiple_outputs=False, map_index_template="{{ report_dt }}")
     def bias_report(dt: str) -> dict:
-        from reviewflow.bias.metrics import run_bias_report
+        from reviewflow.bias.tasks import run_bias_report
 
         context = get_current_context()
         context["report_dt"] = dt

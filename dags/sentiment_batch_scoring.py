@@ -84,7 +84,8 @@ def sentiment_batch_scoring():
         from reviewflow.scoring.score import score_partition
         from reviewflow.storage.catalog import get_catalog
         from reviewflow.storage.lake import get_lake
-        from reviewflow.training.registry import champion, load_predictor
+        from reviewflow.training.predictor import load_predictor
+        from reviewflow.training.registry import champion
 
         get_current_context()["dt"] = dt
         with fail_fast(f"scoring {dt}"):  # an empty day writes empty outputs; an unreadable one fails, no retry

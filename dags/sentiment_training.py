@@ -129,7 +129,7 @@ def sentiment_training():
     @task(multiple_outputs=False)
     def evaluate(model_name: str, built: dict) -> dict:
         from reviewflow.storage.lake import get_lake
-        from reviewflow.training.registry import evaluate_and_register
+        from reviewflow.training.tasks import evaluate_and_register
 
         with fail_fast(f"evaluating {model_name}"):
             return evaluate_and_register(
@@ -142,7 +142,7 @@ def sentiment_training():
 
         from reviewflow.layout import dataset_key
         from reviewflow.storage.lake import get_lake, read_parquet
-        from reviewflow.training.registry import run_candidates, run_gate
+        from reviewflow.training.tasks import run_candidates, run_gate
 
         context = get_current_context()
         lake = get_lake()
@@ -187,7 +187,7 @@ def sentiment_training():
     @task(multiple_outputs=False, trigger_rule="none_failed")
     def finalize(decision: dict) -> dict:
         from reviewflow.storage.lake import get_lake
-        from reviewflow.training.registry import finalize_decision
+        from reviewflow.training.tasks import finalize_decision
 
         context = get_current_context()
         ti = context["ti"]

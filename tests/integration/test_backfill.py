@@ -18,8 +18,10 @@ import pandas as pd
 import pytest
 
 from reviewflow.config import PROJECT_ROOT
+from reviewflow.layout import model_prefix
 from reviewflow.storage.lake import LocalLake, read_parquet
-from reviewflow.training.registry import evaluate_and_register, get_version, model_prefix, promote
+from reviewflow.training.registry import get_version, promote
+from reviewflow.training.tasks import evaluate_and_register
 from tools import sample_data
 from tools.airflow_api import AirflowAPI
 
@@ -90,7 +92,7 @@ def test_backfill_30_days_twice_is_idempotent(airflow_stack):
 def make_champion(lake: LocalLake, dt: str) -> dict:
     """A TF-IDF champion trained on the backfilled data (sentiment_training's steps, in process)."""
     from reviewflow.training.dataset import build_dataset
-    from reviewflow.training.registry import _entry_point
+    from reviewflow.training.predictor import _entry_point
 
     built = build_dataset(lake, dt)
     version = "backfill-test"

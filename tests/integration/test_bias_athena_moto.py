@@ -28,6 +28,7 @@ import boto3
 import pytest
 
 from reviewflow.bias import metrics as bias
+from reviewflow.bias import tasks as bias_tasks
 from reviewflow.config import get_settings
 from reviewflow.storage.lake import get_lake, read_json
 from reviewflow.storage.sql import AthenaEngine, get_engine, render_sql
@@ -97,7 +98,7 @@ def test_athena_engine_submits_the_bias_sql_and_reads_the_counts(athena_env):
     assert isinstance(engine, AthenaEngine)
     queue_athena_result(athena_env, CANNED)
 
-    counts = bias.fetch_counts(engine, D)
+    counts = bias_tasks.fetch_counts(engine, D)
 
     execution = last_execution()
     assert execution["Query"] == render_sql("bias_counts", database=settings.database, table="curated_reviews")
@@ -114,7 +115,7 @@ def test_athena_engine_submits_the_bias_sql_and_reads_the_counts(athena_env):
 def test_nulls_from_athena_become_their_own_facet_value(athena_env):
     queue_athena_result(athena_env, [("Tops", "Knits", None, "(missing)", 1, 4, 1), ("Tops", "Knits", "General",
                                                                                       "25-34", 0, 2, 0)])  # fmt: skip
-    counts = bias.fetch_counts(get_engine(), D)
+    counts = bias_tasks.fetch_counts(get_engine(), D)
     assert counts["division_name"].tolist() == ["(missing)", "General"]
     report = bias.build_report(counts, D)
     divisions = report["label_distribution"]["cumulative"]["facets"]["division_name"]
@@ -124,7 +125,7 @@ def test_nulls_from_athena_become_their_own_facet_value(athena_env):
 def test_bias_report_end_to_end_on_athena_and_s3(athena_env):
     queue_athena_result(athena_env, CANNED)
 
-    summary = bias.run_bias_report(D)
+    summary = bias_tasks.run_bias_report(D)
 
     assert summary["json"].startswith("s3://") and summary["html"].startswith("s3://")
     lake = get_lake()

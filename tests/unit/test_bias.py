@@ -32,7 +32,9 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
+from reviewflow.bias import dates as bias_dates
 from reviewflow.bias import metrics as bias
+from reviewflow.bias import tasks as bias_tasks
 from reviewflow.config import ConfigError, get_settings
 from reviewflow.contract import CURATED_COLUMNS
 from reviewflow.storage.catalog import DuckDBCatalog
@@ -89,7 +91,7 @@ def fixture_lake(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def counts(fixture_lake) -> pd.DataFrame:
-    return bias.fetch_counts(DuckDBEngine(fixture_lake), D)
+    return bias_tasks.fetch_counts(DuckDBEngine(fixture_lake), D)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +125,7 @@ def assert_values(found: dict[str, dict], expected: dict[str, float | None], n_a
 
 def test_blank_and_null_facet_values_count_as_missing(tmp_path):
     write_fixture_lake(str(tmp_path), [*ROWS, ("", None, " ", None, 1, D), (None, "Knits", "General", 30, 0, D)])
-    counts = bias.fetch_counts(DuckDBEngine(str(tmp_path)), D)
+    counts = bias_tasks.fetch_counts(DuckDBEngine(str(tmp_path)), D)
     missing = counts[counts["department_name"] == "(missing)"]
     assert missing["n_cumulative"].sum() == 2
     assert set(missing["class_name"]) == {"(missing)", "Knits"} and "(missing)" in set(missing["division_name"])
@@ -153,9 +155,9 @@ def test_counts_come_back_aggregated(counts):
 
 def test_counts_rejects_a_bad_date(fixture_lake):
     with pytest.raises(ValueError, match="YYYY-MM-DD"):
-        bias.fetch_counts(DuckDBEngine(fixture_lake), "2024-01-03' OR 1=1 --")
+        bias_tasks.fetch_counts(DuckDBEngine(fixture_lake), "2024-01-03' OR 1=1 --")
     with pytest.raises(ValueError):
-        bias.check_date("2024-02-30")
+        bias_dates.check_date("2024-02-30")
 
 
 # -- label distribution --------------------------------------------------------------------
@@ -366,7 +368,7 @@ def test_unreported_dates_are_ingested_dates_without_a_report(lake_root):
     for dt in ("2024-01-01", "2024-01-02", "2024-01-03"):
         write_json(lake, f"reports/ingest/dt={dt}/ingest_report.json", {"dt": dt})
     write_json(lake, "reports/bias/dt=2024-01-02/bias_report.json", {"dt": "2024-01-02"})
-    assert bias.unreported_dates(lake) == ["2024-01-01", "2024-01-03"]
+    assert bias_dates.unreported_dates(lake) == ["2024-01-01", "2024-01-03"]
 
 
 def test_report_dates_from_the_context():
@@ -376,14 +378,14 @@ def test_report_dates_from_the_context():
     events = {"curated_reviews": [event, keyed, plain, event]}
     run = SimpleNamespace(run_after=datetime(2024, 1, 9, 3, 0, tzinfo=UTC))
     # asset events win, one date each, sorted
-    assert bias.report_dates({"triggering_asset_events": events, "params": {"dt": D}, "ds": D}) == [
+    assert bias_dates.report_dates({"triggering_asset_events": events, "params": {"dt": D}, "ds": D}) == [
         "2024-01-04", "2024-01-05"]  # fmt: skip
     # then the dt param, then the logical date, then run_after (asset runs have no logical date)
-    assert bias.report_dates({"triggering_asset_events": {"x": [plain]}, "params": {"dt": D}, "ds": D3}) == [D]
-    assert bias.report_dates({"triggering_asset_events": {}, "params": {"dt": None}, "ds": D3}) == [D3]
-    assert bias.report_dates({"params": {}, "dag_run": run}) == ["2024-01-09"]
+    assert bias_dates.report_dates({"triggering_asset_events": {"x": [plain]}, "params": {"dt": D}, "ds": D3}) == [D]
+    assert bias_dates.report_dates({"triggering_asset_events": {}, "params": {"dt": None}, "ds": D3}) == [D3]
+    assert bias_dates.report_dates({"params": {}, "dag_run": run}) == ["2024-01-09"]
     with pytest.raises(ValueError, match="YYYY-MM-DD"):
-        bias.report_dates({"params": {"dt": "yesterday"}})
+        bias_dates.report_dates({"params": {"dt": "yesterday"}})
 
 
 # -- HTML ----------------------------------------------------------------------------------
@@ -419,7 +421,7 @@ def test_run_bias_report_writes_and_fails_on_alert(lake_root):
         get_settings(), bias_fail_on_alert=True, bias_dpl_threshold=0.7, bias_ci_threshold=0.99, bias_alert_min_rows=0
     )
     with pytest.raises(AirflowException) as failure:
-        bias.run_bias_report(D, settings=settings)
+        bias_tasks.run_bias_report(D, settings=settings)
     message = str(failure.value)
     assert "Blouses" in message and "DPL(sentiment=1) = +0.750" in message
     lake = LocalLake(lake_root)
@@ -457,7 +459,7 @@ def test_dag_end_to_end_local(airflow_db, lake_root):
 def test_a_date_before_any_data_gives_an_empty_report(fixture_lake):
     from reviewflow.bias.report import render_html
 
-    empty = bias.build_report(bias.fetch_counts(DuckDBEngine(fixture_lake), "2023-12-31"), "2023-12-31")
+    empty = bias.build_report(bias_tasks.fetch_counts(DuckDBEngine(fixture_lake), "2023-12-31"), "2023-12-31")
     assert empty["scopes"]["cumulative"]["rows"] == 0 and empty["metrics"] == [] and empty["alerts"] == []
     overall = empty["label_distribution"]["cumulative"]["overall"]
     assert overall["n"] == 0 and overall["imbalance_ratio"] is None and overall["reason"] == "no rows"
@@ -479,10 +481,10 @@ def dag_task(monkeypatch, dag_id: str, task_id: str, context: dict):
 
 
 def test_an_impossible_date_is_refused_clearly():
-    with pytest.raises(bias.InvalidDateError, match="'2025-02-30' is not a calendar date"):
-        bias.check_date("2025-02-30")
+    with pytest.raises(bias_dates.InvalidDateError, match="'2025-02-30' is not a calendar date"):
+        bias_dates.check_date("2025-02-30")
     with pytest.raises(ValueError, match="the `dt` param: '2025-02-30' is not a calendar date"):
-        bias.report_dates({"params": {"dt": "2025-02-30"}})
+        bias_dates.report_dates({"params": {"dt": "2025-02-30"}})
 
 
 def test_an_impossible_date_fails_the_dag_task_without_retry(monkeypatch, lake_root):

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from reviewflow import contract, layout
-from reviewflow.bias import metrics as bias
+from reviewflow.bias import tasks as bias_tasks
 from reviewflow.ingest import curate
 from reviewflow.layout import model_prefix
 from reviewflow.scoring import drift
@@ -149,7 +149,7 @@ def test_drift_of_an_empty_day_says_no_reviews_without_psi_or_alerts(lake_with_a
 
 def test_bias_report_of_an_empty_day_says_no_reviews_and_keeps_the_cumulative_part(lake_with_an_empty_day):
     root = lake_with_an_empty_day
-    summary = bias.run_bias_report(EMPTY, lake=LocalLake(root), engine=DuckDBEngine(root))
+    summary = bias_tasks.run_bias_report(EMPTY, lake=LocalLake(root), engine=DuckDBEngine(root))
     assert summary["rows"] == {"cumulative": 2 * ROWS, "partition": 0}
     report = read_json(LocalLake(root), f"reports/bias/dt={EMPTY}/bias_report.json")
     assert report["scopes"]["partition"]["rows"] == 0

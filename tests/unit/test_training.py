@@ -25,22 +25,10 @@ from reviewflow.training.evaluate import (
     facet_quality,
     render_report,
 )
-from reviewflow.training.registry import (
-    _entry_point,
-    champion,
-    decisions,
-    evaluate_and_register,
-    fairness_violations,
-    gate,
-    load_predictor,
-    promote,
-    record_decision,
-    register,
-    run_candidates,
-    run_gate,
-    version_for,
-    versions,
-)
+from reviewflow.training.gate import fairness_violations, gate
+from reviewflow.training.predictor import _entry_point, load_predictor
+from reviewflow.training.registry import champion, decisions, promote, record_decision, register, version_for, versions
+from reviewflow.training.tasks import evaluate_and_register, run_candidates, run_gate
 from tools import sample_data
 
 DT1, DT2 = "2024-03-01", "2024-03-02"
@@ -422,6 +410,7 @@ def test_an_s3_output_dir_is_removed_on_failure_and_never_uploaded(monkeypatch, 
     assert not out.exists() and [(b, k) for _, _, b, k in uploads] == [("bucket", "models/bert/v2/config.json")]
 
 
+@pytest.mark.slow  # fine-tunes BERT on CPU before the evaluation fails (~12 s with the torch import)
 def test_bert_training_exits_its_output_dir_when_it_fails(monkeypatch, tmp_path):
     from contextlib import contextmanager
 

@@ -28,25 +28,21 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from reviewflow import contract, layout
-from reviewflow.config import ConfigError, Settings, get_settings
+from reviewflow import contract
+from reviewflow.bias.dates import check_date
+from reviewflow.config import ConfigError
 from reviewflow.contract import FACETS, LABELS
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from reviewflow.storage.lake import Lake
-    from reviewflow.storage.sql import SqlEngine
 
 log = logging.getLogger(__name__)
 
-SQL_NAME = "bias_counts"
-TABLE = layout.CURATED_TABLE
 LABEL_VALUES = LABELS
 METRICS = ("CI", "DPL", "KL", "JS", "LP", "TVD", "KS", "CDDL")
 # scope name -> (count column of the SQL result, its filter, in words)
@@ -58,126 +54,6 @@ DEFAULT_CDDL_GROUPS = {
     "division_name": "department_name",  # divisions differ in their department mix
     "age_band": "department_name",  # the classic Simpson's-paradox check for the age facet
 }
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-# -- the report date -----------------------------------------------------------------------
-
-
-class InvalidDateError(ValueError):
-    """A report date that is not a real YYYY-MM-DD calendar date (or no date at all): retrying cannot help."""
-
-
-def check_date(value: Any) -> str:
-    """A report date as 'YYYY-MM-DD' (a real calendar date), or InvalidDateError (a ValueError)."""
-    text = str(value).strip() if value is not None else ""
-    if not _DATE.match(text):
-        raise InvalidDateError(f"not a YYYY-MM-DD date: {value!r}")
-    try:
-        date.fromisoformat(text)
-    except ValueError as exc:  # 2025-02-30: the right shape, but no such day
-        raise InvalidDateError(f"{text!r} is not a calendar date ({exc}): give a real YYYY-MM-DD date") from exc
-    return text
-
-
-def _event_date(event: Any) -> str | None:
-    """The partition date an asset event carries: its partition key, else extra['dt']."""
-    key = getattr(event, "partition_key", None)
-    if key and _DATE.match(str(key)):
-        return check_date(key)
-    extra = getattr(event, "extra", None) or {}
-    if isinstance(extra, Mapping) and extra.get("dt"):
-        return check_date(extra["dt"])
-    return None
-
-
-def _as_date(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return (value.astimezone(UTC) if value.tzinfo else value).strftime("%Y-%m-%d")
-    if isinstance(value, date):
-        return value.isoformat()
-    return check_date(str(value)[:10])
-
-
-def report_dates(context: Mapping[str, Any]) -> list[str]:
-    """The dates a run reports on, from its Airflow task context.
-
-    1. the partition dates of the triggering asset events (partition key or extra {"dt": ...},
-       as the ingest DAG attaches them): one report per distinct date, so an ingest backfill
-       that queued several days into one run still gets a report per day;
-    2. else the ``dt`` param (trigger form / run conf);
-    3. else the logical date's ds; asset-triggered runs have no logical date in Airflow 3,
-       so finally the run's ``run_after``.
-    """
-    dates: set[str] = set()
-    events = context.get("triggering_asset_events") or {}
-    for key in events:
-        for event in events[key]:
-            found = _event_date(event)
-            if found:
-                dates.add(found)
-    if dates:
-        return sorted(dates)
-    params = context.get("params") or {}
-    if params.get("dt"):
-        try:
-            return [check_date(params["dt"])]
-        except InvalidDateError as exc:
-            raise InvalidDateError(f"the `dt` param: {exc}") from exc
-    if context.get("ds"):
-        return [check_date(context["ds"])]
-    found = _as_date(context.get("logical_date"))
-    if found:
-        return [found]
-    dag_run = context.get("dag_run")
-    found = _as_date(getattr(dag_run, "run_after", None))
-    if found:
-        return [found]
-    raise InvalidDateError("no report date: no asset event date, no `dt` param, no logical date and no run_after")
-
-
-def unreported_dates(lake: Lake) -> list[str]:
-    """Ingested dates that have no bias report yet.
-
-    Airflow 3.3 keeps one queue row per asset and DAG: an asset event that arrives while a run of
-    this DAG waits to be created (max_active_runs) is not consumed by it and waits for the next
-    event. Asset-triggered runs report these dates too, so no ingested date stays unreported.
-    """
-
-    def dates(prefix: str, name: str) -> set[str]:
-        return {k.split("/dt=")[1].split("/")[0] for k in lake.list(prefix + "/") if k.endswith("/" + name)}
-
-    return sorted(dates(layout.INGEST_REPORTS, "ingest_report.json") - dates(layout.BIAS_REPORTS, "bias_report.json"))
-
-
-# -- SQL -----------------------------------------------------------------------------------
-
-
-def counts_sql(database: str, table: str = TABLE) -> str:
-    from reviewflow.storage.sql import render_sql
-
-    return render_sql(SQL_NAME, database=database, table=table)
-
-
-def fetch_counts(engine: SqlEngine, dt: str, table: str = TABLE) -> pd.DataFrame:
-    """Run the aggregate in the engine; the (small) count table, with tidy dtypes."""
-    import pandas as pd
-
-    dt = check_date(dt)
-    frame = engine.query(counts_sql(engine.database, table), [dt, dt])
-    expected = [*FACETS, "label_value", "n_cumulative", "n_partition"]
-    missing = [c for c in expected if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{SQL_NAME}.sql result lacks columns {missing}: got {list(frame.columns)}")
-    frame = frame[expected].copy()
-    for column in FACETS:
-        frame[column] = frame[column].astype("string").fillna(contract.MISSING).astype(object)
-    frame["label_value"] = pd.to_numeric(frame["label_value"], errors="coerce").astype("Int64")
-    for column in ("n_cumulative", "n_partition"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").fillna(0).astype("int64")
-    return frame
 
 
 # -- metric formulas (plain arithmetic on counts) ------------------------------------------
@@ -422,72 +298,3 @@ def build_report(
 def no_reviews_message(scope: str, dt: str) -> str:
     """What a scope without rows says: an empty day is reported as such, never an error."""
     return f"no reviews on {dt}" if scope == "partition" else f"no reviews up to {dt}"
-
-
-def compute_bias_report(
-    engine: SqlEngine, dt: str, settings: Settings | None = None, cddl_groups: Mapping[str, str] | None = None
-) -> dict[str, Any]:
-    """SQL aggregate in the engine, then the metrics in Python: the report dict."""
-    settings = settings or get_settings()
-    counts = fetch_counts(engine, dt)
-    return build_report(
-        counts, dt, cddl_groups, settings.bias_dpl_threshold, settings.bias_ci_threshold, settings.bias_alert_min_rows
-    )
-
-
-def report_keys(dt: str) -> tuple[str, str]:
-    return layout.bias_report_keys(check_date(dt))
-
-
-def write_report(lake: Lake, report: dict[str, Any]) -> dict[str, str]:
-    """bias_report.json and bias_report.html under reports/bias/dt=D/ (each an atomic write)."""
-    from reviewflow.bias.report import render_html
-    from reviewflow.storage.lake import write_json
-
-    json_key, html_key = report_keys(report["dt"])
-    return {
-        "json": write_json(lake, json_key, report),
-        "html": lake.write_bytes(html_key, render_html(report).encode("utf-8")),
-    }
-
-
-def run_bias_report(
-    dt: str,
-    settings: Settings | None = None,
-    lake: Lake | None = None,
-    engine: SqlEngine | None = None,
-    cddl_groups: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """The DAG task: compute, write both files, log alerts at WARNING, fail on alerts if asked."""
-    from reviewflow.storage.lake import get_lake
-    from reviewflow.storage.sql import get_engine
-
-    settings = settings or get_settings()
-    lake = lake or get_lake(settings.lake)
-    engine = engine or get_engine(settings)
-    report = compute_bias_report(engine, dt, settings, cddl_groups)
-    written = write_report(lake, report)
-    log.info("bias report for %s: %s rows (cumulative), %s rows (partition); %s, %s", report["dt"],
-             report["scopes"]["cumulative"]["rows"], report["scopes"]["partition"]["rows"],
-             written["json"], written["html"])  # fmt: skip
-    for scope, info in report["scopes"].items():
-        if info.get("message"):
-            log.info("bias report for %s, scope %s: %s", report["dt"], scope, info["message"])
-    for alert in report["alerts"]:
-        log.warning("bias alert: %s", alert["message"])
-    if report["alerts"] and settings.bias_fail_on_alert:
-        # AirflowFailException (an AirflowException): the same data would fail again, so no retry
-        from airflow.sdk.exceptions import AirflowFailException
-
-        listed = "\n".join(f"- {a['message']}" for a in report["alerts"])
-        raise AirflowFailException(
-            f"{len(report['alerts'])} bias alert(s) for {report['dt']} (report written to {written['html']}):\n{listed}"
-        )
-    return {
-        "dt": report["dt"],
-        "rows": {scope: info["rows"] for scope, info in report["scopes"].items()},
-        "messages": {scope: info["message"] for scope, info in report["scopes"].items() if info.get("message")},
-        "metrics": len(report["metrics"]),
-        "alerts": len(report["alerts"]),
-        **written,
-    }

@@ -47,7 +47,7 @@ def deterministic_errors() -> tuple[type[BaseException], ...]:
     import duckdb
     import pyarrow
 
-    from reviewflow.bias.metrics import InvalidDateError
+    from reviewflow.bias.dates import InvalidDateError
     from reviewflow.config import ConfigError
     from reviewflow.training.dataset import EmptyDatasetError
 

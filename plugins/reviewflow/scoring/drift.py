@@ -135,7 +135,7 @@ def champion_reference(lake, champion: dict) -> dict:
     from reviewflow.scoring.score import LABELS
     from reviewflow.storage.lake import read_json, write_json
     from reviewflow.training.dataset import read_dataset_uri
-    from reviewflow.training.registry import load_predictor
+    from reviewflow.training.predictor import load_predictor
 
     key = layout.model_prefix(champion["model_name"], champion["version"]) + layout.DRIFT_REFERENCE
     if lake.exists(key):

@@ -24,7 +24,9 @@ def contract_fragments() -> dict[str, str]:
 def render_sql(name: str, **identifiers: str) -> str:
     """Load include/sql/<name>.sql; fill its ``{identifier}`` slots with validated names, the rest from the contract."""
     text = (SQL_DIR / f"{name}.sql").read_text()
-    return text.format(**contract_fragments(), **{key: validate_identifier(value) for key, value in identifiers.items()})
+    return text.format(
+        **contract_fragments(), **{key: validate_identifier(value) for key, value in identifiers.items()}
+    )
 
 
 class SqlEngine(Protocol):
