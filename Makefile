@@ -1,4 +1,4 @@
-# reviewflow: `make run` (set up + run the pipeline, UI left up), `make test`, `make stop`.
+# reviewflow: `make run` (set up + run the pipeline, UI left up), `make test`, `make test-fast`, `make stop`.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -7,7 +7,7 @@ DAYS ?= 3
 ROWS ?= 2000
 DATA ?=
 
-.PHONY: run test lint stop venv bench clean
+.PHONY: run test test-fast lint stop venv bench clean
 
 $(STAMP): requirements.txt constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	bash scripts/test.sh
+
+# lint, unit tests, DAG integrity and the package-shape checks, without the `slow` ones (real BERT fine-tunes, a DAG.test run)
+test-fast: $(STAMP) lint
+	. scripts/env.sh && python -m pytest -q -p no:cacheprovider --timeout 600 -m "not slow" tests/unit tests/test_dag_integrity.py tests/test_architecture.py
 
 bench: $(STAMP)
 	. scripts/env.sh && for b in bench/bench_*.py; do echo "== $$b"; python $$b; done

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reviewflow.bias.metrics import report_keys
+from reviewflow import layout
 from reviewflow.config import get_settings
 from reviewflow.storage.lake import get_lake, read_json, read_parquet
 from tools.airflow_api import AirflowAPI
@@ -56,8 +56,8 @@ def wait_for_bias_reports(api: AirflowAPI, dates: set[str], since: datetime, tim
     while True:
         fresh = {
             dt for dt in dates
-            if lake.exists(report_keys(dt)[0])
-            and datetime.fromisoformat(read_json(lake, report_keys(dt)[0])["generated_at"]) >= since
+            if lake.exists(layout.bias_report_keys(dt)[0])
+            and datetime.fromisoformat(read_json(lake, layout.bias_report_keys(dt)[0])["generated_at"]) >= since
         }  # fmt: skip
         if fresh == dates:
             print(f"reviews_bias_report: {len(dates)} reports written")
@@ -109,7 +109,7 @@ def summary(start: date, days: int, base_url: str) -> None:
     totals = [0, 0, 0]
     for i in range(days):
         dt = (start + timedelta(days=i)).isoformat()
-        key = f"reports/ingest/dt={dt}/ingest_report.json"
+        key = layout.ingest_report_key(dt)
         if not lake.exists(key):
             print(f"{dt:<12}{'(no ingest report)':>33}")
             continue
@@ -127,17 +127,17 @@ def summary(start: date, days: int, base_url: str) -> None:
         dt = (start + timedelta(days=i)).isoformat()
         print(prediction_line(lake, dt))
     print(f"\nWhere things are (lake: {settings.lake})")
-    for label, key in [
-        ("curated parquet", "curated/reviews/"),
-        ("quarantine (rows and files, with reasons)", "quarantine/reviews/"),
-        ("GX Data Docs", "reports/quality/"),
-        ("ingest reports (accounting)", "reports/ingest/"),
-        ("bias reports", "reports/bias/"),
-        ("model reports", "reports/models/"),
-        ("predictions", "predictions/"),
-        ("drift reports", "reports/drift/"),
+    for label, zone in [
+        ("curated parquet", layout.CURATED),
+        ("quarantine (rows and files, with reasons)", layout.QUARANTINE),
+        ("GX Data Docs", layout.QUALITY_REPORTS),
+        ("ingest reports (accounting)", layout.INGEST_REPORTS),
+        ("bias reports", layout.BIAS_REPORTS),
+        ("model reports", layout.MODEL_REPORTS),
+        ("predictions", layout.PREDICTIONS),
+        ("drift reports", layout.DRIFT_REPORTS),
     ]:
-        if lake.list(key):
+        if lake.list(key := f"{zone}/"):
             print(f"  {label:<44} {lake.uri(key)}")
     home = os.environ["AIRFLOW_HOME"]
     print(f"\nAirflow UI: {base_url}  (user admin; password: "
@@ -146,10 +146,11 @@ def summary(start: date, days: int, base_url: str) -> None:
 
 
 def bias_headline(lake, dt: str) -> None:
-    if not lake.exists(report_keys(dt)[0]):
+    key = layout.bias_report_keys(dt)[0]
+    if not lake.exists(key):
         print("\nBias: no report yet")
         return
-    report = read_json(lake, report_keys(dt)[0])
+    report = read_json(lake, key)
     overall = report["label_distribution"]["cumulative"]["overall"]
     shares = ", ".join(f"{k}: {v:.1%}" for k, v in overall["shares"].items())
     ratio = overall["imbalance_ratio"]
@@ -177,14 +178,14 @@ def champion_headline(lake) -> None:
 
 
 def prediction_line(lake, dt: str) -> str:
-    key = f"predictions/dt={dt}/part-0.parquet"
+    key = layout.predictions_key(dt)
     if not lake.exists(key):
         return f"{dt:<12}{'(not scored)':>12}"
     pred = read_parquet(lake, key)
     shares = pred["sentiment_pred"].value_counts(normalize=True)
-    queue = f"review_queue/dt={dt}/review_queue.csv"
+    queue = layout.review_queue_key(dt)
     queued = len(pd.read_csv(io.BytesIO(lake.read_bytes(queue)))) if lake.exists(queue) else 0
-    drift = f"reports/drift/dt={dt}/drift_report.json"
+    drift = layout.drift_report_keys(dt)[0]
     alerts = ", ".join(a["check"] for a in read_json(lake, drift)["alerts"]) if lake.exists(drift) else "(no report)"
     return (f"{dt:<12}{len(pred):>12}{shares.get(-1, 0):>10.1%}{shares.get(0, 0):>9.1%}{shares.get(1, 0):>10.1%}"
             f"{queued:>11}  {alerts or 'none'}")  # fmt: skip
