@@ -67,7 +67,7 @@ def main() -> None:
     settings = get_settings()
 
     started = time.monotonic()
-    summary = build_dataset(lake, DT, curated=from_source_csv(args.csv, DT))
+    summary = build_dataset(lake, DT, None, curated=from_source_csv(args.csv, DT))
     snap = summary["snapshot"]
     print(f"dataset: {snap['rows']} reviews, splits {snap['splits']}, test classes {snap['classes']['test']} "
           f"({time.monotonic() - started:.1f}s)", flush=True)  # fmt: skip

@@ -64,23 +64,26 @@ def reviews_bias_report():
     def report_dates() -> list[str]:
         from reviewflow.bias.dates import report_dates as dates_from
         from reviewflow.bias.dates import unreported_dates
-        from reviewflow.storage.lake import get_lake
+        from reviewflow.orchestration.runtime import task_env
 
         context = get_current_context()
         with fail_fast("choosing the report date"):  # e.g. dt=2025-02-30: fails at once, no retry
             dates = dates_from(context)
             if context.get("triggering_asset_events"):
-                dates = sorted(set(dates) | set(unreported_dates(get_lake())))
+                dates = sorted(set(dates) | set(unreported_dates(task_env().lake)))
         return dates
 
     @task(multiple_outputs=False, map_index_template="{{ report_dt }}")
     def bias_report(dt: str) -> dict:
         from reviewflow.bias.tasks import run_bias_report
+        from reviewflow.orchestration.runtime import task_env
 
         context = get_current_context()
         context["report_dt"] = dt
         with fail_fast(f"the bias report for {dt}"):
-            return run_bias_report(dt, cddl_groups=context["params"].get("cddl_groups") or None)
+            env = task_env()
+            groups = context["params"].get("cddl_groups") or None
+            return run_bias_report(dt, env.settings, env.lake, env.sql, cddl_groups=groups)
 
     bias_report.expand(dt=report_dates())
 

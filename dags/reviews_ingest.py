@@ -43,36 +43,29 @@ def reviews_ingest():
     @task
     def crawl() -> list[dict]:
         from reviewflow.ingest.crawl import crawl_partition
-        from reviewflow.storage.catalog import get_catalog
-        from reviewflow.storage.lake import get_lake
+        from reviewflow.orchestration.runtime import task_env
 
-        return crawl_partition(get_lake(), get_catalog(), get_current_context()["ds"])
+        env = task_env()
+        return crawl_partition(env.lake, env.catalog, get_current_context()["ds"])
 
     @task(multiple_outputs=False, map_index_template="{{ file_name }}")
     def validate(manifest: dict) -> dict:
         from reviewflow.ingest.validate import validate_file
-        from reviewflow.storage.lake import get_lake
+        from reviewflow.orchestration.runtime import task_env
 
         get_current_context()["file_name"] = manifest["file"]
-        return validate_file(get_lake(), manifest)
+        return validate_file(task_env().lake, manifest)
 
     @task(multiple_outputs=False, outlets=[CURATED_REVIEWS])
     def curate(file_reports: list[dict]) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
         from reviewflow.ingest.curate import AccountingError, curate_partition
-        from reviewflow.storage.catalog import get_catalog
-        from reviewflow.storage.lake import get_lake
+        from reviewflow.orchestration.runtime import task_env
 
-        context = get_current_context()
-        try:
-            summary = curate_partition(
-                get_lake(),
-                get_catalog(),
-                context["ds"],
-                [file_reports[i] for i in range(len(file_reports))],
-                context["run_id"],
-            )
+        context, env = get_current_context(), task_env()
+        try:  # list(): the mapped results arrive as a lazy sequence
+            summary = curate_partition(env.lake, env.catalog, context["ds"], list(file_reports), context["run_id"])
         except AccountingError as exc:  # deterministic: a retry would only repeat it
             raise AirflowFailException(str(exc)) from exc
         context["outlet_events"][CURATED_REVIEWS].extra = {"dt": summary["dt"], "rows": summary["rows_curated"]}

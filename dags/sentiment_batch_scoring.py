@@ -49,14 +49,14 @@ def sentiment_batch_scoring():
     def collect_labels() -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
+        from reviewflow.orchestration.runtime import task_env
         from reviewflow.scoring.labels import collect_labels as collect
         from reviewflow.scoring.labels import is_transient
-        from reviewflow.storage.lake import get_lake
 
         # Bad label files are quarantined inside collect() and never raise. What still raises
         # is a storage hiccup (retried) or a bug / bad setup, which a retry would only repeat.
         try:
-            return collect(get_lake())
+            return collect(task_env().lake)
         except Exception as exc:
             if is_transient(exc):
                 raise
@@ -66,56 +66,57 @@ def sentiment_batch_scoring():
     def plan() -> list[str]:
         from airflow.sdk.exceptions import AirflowSkipException
 
+        from reviewflow.orchestration.runtime import task_env
         from reviewflow.scoring.score import unscored_partitions
-        from reviewflow.storage.catalog import get_catalog
         from reviewflow.training.registry import champion
 
         with fail_fast("planning the dates to score"):
-            if champion() is None:
+            env = task_env()
+            if champion(env.lake) is None:
                 raise AirflowSkipException("no champion model yet: run sentiment_training first")
             context = get_current_context()
             if context["dag_run"].run_type == "backfill":
                 return [context["ds"]]  # a backfill run rewrites exactly its date; nightly runs catch up
-            return unscored_partitions(get_catalog(), context["ds"])
+            return unscored_partitions(env.catalog, context["ds"])
 
     @task(multiple_outputs=False, map_index_template="{{ dt }}", queue=gpu_queue())
     def score(dt: str) -> dict:
-        from reviewflow.config import get_settings
+        from reviewflow.orchestration.runtime import task_env
         from reviewflow.scoring.score import score_partition
-        from reviewflow.storage.catalog import get_catalog
-        from reviewflow.storage.lake import get_lake
         from reviewflow.training.predictor import load_predictor
         from reviewflow.training.registry import champion
 
         get_current_context()["dt"] = dt
         with fail_fast(f"scoring {dt}"):  # an empty day writes empty outputs; an unreadable one fails, no retry
-            entry = champion()
-            return score_partition(
-                get_lake(), get_catalog(), dt, load_predictor(entry), entry, get_settings().review_confidence_threshold
-            )
+            env = task_env()
+            entry = champion(env.lake)
+            threshold = env.settings.review_confidence_threshold
+            return score_partition(env.lake, env.catalog, dt, load_predictor(entry), entry, threshold)
 
     @task(multiple_outputs=False, queue=gpu_queue())
     def drift_reference() -> str:
         """The champion's reference profile, computed once (it predicts the validation split)."""
         from reviewflow import layout
+        from reviewflow.orchestration.runtime import task_env
         from reviewflow.scoring.drift import champion_reference
-        from reviewflow.storage.lake import get_lake
         from reviewflow.training.registry import champion
 
         with fail_fast("the drift reference"):
-            lake, entry = get_lake(), champion()
+            lake = task_env().lake
+            entry = champion(lake)
             champion_reference(lake, entry)
             return lake.uri(layout.model_prefix(entry["model_name"], entry["version"]) + layout.DRIFT_REFERENCE)
 
     @task(multiple_outputs=False, map_index_template="{{ dt }}", outlets=[PREDICTIONS])
     def drift(scored: dict) -> dict:
+        from reviewflow.orchestration.runtime import task_env
         from reviewflow.scoring.drift import drift_report
-        from reviewflow.storage.lake import get_lake
 
         context = get_current_context()
         context["dt"] = scored["dt"]
         with fail_fast(f"the drift report for {scored['dt']}"):  # an empty day: a "no reviews" report
-            report = drift_report(get_lake(), scored["dt"])
+            env = task_env()
+            report = drift_report(env.lake, scored["dt"], env.settings)
         context["outlet_events"][PREDICTIONS].extra = {"dt": scored["dt"], "rows": scored["rows"]}
         return {k: report.get(k) for k in ("dt", "model", "alerts", "uri", "skipped", "message")}
 

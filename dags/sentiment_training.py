@@ -15,7 +15,6 @@ from reviewflow.orchestration.dag_defaults import DEFAULT_ARGS, fail_fast, start
 from reviewflow.orchestration.gpu_training import gpu_training_task
 
 SETTINGS = get_settings()  # env only at parse time: cheap, no Airflow Variables, no heavy imports
-BUILD = "{{ ti.xcom_pull(task_ids='build_dataset')"
 
 DOC = """
 ### Nightly retraining
@@ -80,17 +79,18 @@ all, bad settings or unreadable inputs fail the task at once, without retries.
     },
 )
 def sentiment_training():
-    @task(multiple_outputs=False)
+    @task(multiple_outputs=True)  # its keys are XComArgs too: built["dataset_uri"]
     def build_dataset() -> dict:
         from reviewflow.layout import model_prefix
-        from reviewflow.storage.lake import get_lake
+        from reviewflow.orchestration.runtime import task_env
         from reviewflow.training.dataset import build_dataset as build
         from reviewflow.training.registry import version_for
 
         context = get_current_context()
-        lake = get_lake()
         with fail_fast(f"building the dataset of {context['ds']}"):  # no curated rows, bad settings: no retry
-            summary = build(lake, context["ds"])
+            env = task_env()
+            lake = env.lake
+            summary = build(lake, context["ds"], env.sql)
         version = version_for(context["ds"], context["run_id"])
         return {
             "dt": context["ds"],
@@ -99,6 +99,7 @@ def sentiment_training():
             "rows": summary["snapshot"]["rows"],
             "splits": summary["snapshot"]["splits"],
             "outputs": {m: lake.uri(model_prefix(m, version)) for m in ("tfidf", "bert")},
+            "bert_output": lake.uri(model_prefix("bert", version)),
         }
 
     @task(multiple_outputs=False)
@@ -112,45 +113,29 @@ def sentiment_training():
     def want_bert() -> bool:
         return bool(get_current_context()["params"]["train_bert"])
 
-    train_bert = gpu_training_task(
-        "train_bert",
-        "bert",
-        dataset_uri=BUILD + "['dataset_uri'] }}",
-        output_dir=BUILD + "['outputs']['bert'] }}",
-        settings=SETTINGS,
-        operator_kwargs={"execution_timeout": timedelta(hours=4)},
-        model_name_or_path=SETTINGS.bert_model,
-        max_train_samples="{{ params.bert_max_train_samples }}",
-        max_minutes="{{ params.bert_max_minutes }}",
-        epochs="{{ params.bert_epochs }}",
-        max_length="{{ params.bert_max_length }}",
-    )
-
     @task(multiple_outputs=False)
     def evaluate(model_name: str, built: dict) -> dict:
-        from reviewflow.storage.lake import get_lake
+        from reviewflow.orchestration.runtime import task_env
         from reviewflow.training.tasks import evaluate_and_register
 
         with fail_fast(f"evaluating {model_name}"):
-            return evaluate_and_register(
-                get_lake(), model_name, built["version"], built["dt"], get_current_context()["run_id"]
-            )
+            env = task_env()
+            run_id = get_current_context()["run_id"]
+            return evaluate_and_register(env.lake, model_name, built["version"], built["dt"], run_id, env.settings)
 
     @task(multiple_outputs=False, trigger_rule="all_done")  # a failed BERT run still lets the TF-IDF challenger through
     def gate(built: dict) -> dict:
-        from dataclasses import replace
-
         from reviewflow.layout import dataset_key
-        from reviewflow.storage.lake import get_lake, read_parquet
+        from reviewflow.orchestration.runtime import task_env
+        from reviewflow.storage.lake import read_parquet
         from reviewflow.training.tasks import run_candidates, run_gate
 
         context = get_current_context()
-        lake = get_lake()
         with fail_fast("the champion/challenger gate"):
-            settings = replace(get_settings(), promote_margin=float(context["params"]["promote_margin"]))
-            candidates = run_candidates(lake, built["version"])
-            dataset = read_parquet(lake, dataset_key(built["dt"]))
-            return run_gate(lake, candidates, dataset, context["run_id"], settings)
+            env = task_env(promote_margin=float(context["params"]["promote_margin"]))
+            candidates = run_candidates(env.lake, built["version"])
+            dataset = read_parquet(env.lake, dataset_key(built["dt"]))
+            return run_gate(env.lake, candidates, dataset, context["run_id"], env.settings)
 
     @task.branch
     def route(decision: dict) -> list[str]:
@@ -172,13 +157,13 @@ def sentiment_training():
 
     @task(multiple_outputs=False, trigger_rule="none_failed_min_one_success", outlets=[CHAMPION_MODEL])
     def promote() -> dict:
-        from reviewflow.storage.lake import get_lake
+        from reviewflow.orchestration.runtime import task_env
         from reviewflow.training.registry import get_version
         from reviewflow.training.registry import promote as set_champion
 
         context = get_current_context()
         decision = context["ti"].xcom_pull(task_ids="gate")
-        lake = get_lake()
+        lake = task_env().lake
         entry = get_version(lake, decision["challenger"]["model_name"], decision["challenger"]["version"])
         alias = set_champion(lake, entry, decision, context["run_id"])
         context["outlet_events"][CHAMPION_MODEL].extra = {k: alias[k] for k in ("model_name", "version", "model_uri")}
@@ -186,16 +171,28 @@ def sentiment_training():
 
     @task(multiple_outputs=False, trigger_rule="none_failed")
     def finalize(decision: dict) -> dict:
-        from reviewflow.storage.lake import get_lake
+        from reviewflow.orchestration.runtime import task_env
         from reviewflow.training.tasks import finalize_decision
 
         context = get_current_context()
         ti = context["ti"]
-        return finalize_decision(
-            get_lake(), context["run_id"], decision, ti.xcom_pull(task_ids="promote"), ti.xcom_pull(task_ids="approval")
-        )
+        promoted, approval = ti.xcom_pull(task_ids="promote"), ti.xcom_pull(task_ids="approval")
+        return finalize_decision(task_env().lake, context["run_id"], decision, promoted, approval)
 
     built = build_dataset()
+    train_bert = gpu_training_task(
+        "train_bert",
+        "bert",
+        dataset_uri=built["dataset_uri"],
+        output_dir=built["bert_output"],
+        settings=SETTINGS,
+        operator_kwargs={"execution_timeout": timedelta(hours=4)},
+        model_name_or_path=SETTINGS.bert_model,
+        max_train_samples="{{ params.bert_max_train_samples }}",
+        max_minutes="{{ params.bert_max_minutes }}",
+        epochs="{{ params.bert_epochs }}",
+        max_length="{{ params.bert_max_length }}",
+    )
     tfidf_eval = evaluate.override(task_id="evaluate_tfidf")("tfidf", built)
     train_tfidf(built) >> tfidf_eval
     bert_eval = evaluate.override(task_id="evaluate_bert")("bert", built)

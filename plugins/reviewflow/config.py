@@ -1,14 +1,22 @@
-"""The one place reviewflow reads its settings.
+"""The one place reviewflow reads its settings: one typed, frozen ``Settings`` object.
 
-Environment variables (REVIEWFLOW_*) set the defaults; an Airflow Variable of the same name
-overrides one when running inside Airflow. Everything else asks `get_settings()`.
+Each field ``name`` is read from the environment variable ``REVIEWFLOW_<NAME>`` (a few keep older
+names, see ``ENV_NAMES``). Inside a running Airflow task one JSON Airflow Variable, ``reviewflow``,
+may override any of them (``{"REVIEWFLOW_PROMOTE_MARGIN": 0.01}`` or ``{"promote_margin": 0.01}``):
+one Variable read per ``get_settings()`` call, never at DAG parse time. A bad value, an unknown
+override key or a failed Variable lookup is an error (``ConfigError``), never a silent default.
+
+Tasks read settings once, at the task boundary (``reviewflow.orchestration.runtime.task_env``),
+and pass them down with the lake and catalog; nothing deeper calls ``get_settings()``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from dataclasses import dataclass, field
+import typing
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -34,67 +42,26 @@ def validate_identifier(name: str) -> str:
     return name
 
 
-def _lookup(name: str, default: str) -> str:
-    value = os.environ.get(name)
-    if os.environ.get("REVIEWFLOW_NO_AIRFLOW_VARIABLES") != "1" and _in_airflow_task():
-        try:
-            from airflow.sdk import Variable
-
-            value = Variable.get(name, default=value)
-        except Exception:  # noqa: BLE001 - no metadata DB / no such variable: env wins
-            pass
-    return default if value in (None, "") else value
-
-
-def _in_airflow_task() -> bool:
-    # Variables are only reachable from a running task (Task SDK supervisor comms).
-    return "AIRFLOW_CTX_DAG_ID" in os.environ
-
-
-def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
-    value = _lookup(name, default).lower()
-    if value not in allowed:
-        raise ConfigError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
-    return value
-
-
-def _float(name: str, default: float) -> float:
-    raw = _lookup(name, str(default))
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a number") from exc
-
-
-def _int(name: str, default: int) -> int:
-    raw = _lookup(name, str(default))
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not an integer") from exc
-
-
-def _bool(name: str, default: bool) -> bool:
-    return _lookup(name, "1" if default else "0").lower() in ("1", "true", "yes", "on")
+VARIABLE = "reviewflow"  # the JSON Airflow Variable that may override settings inside a task
 
 
 @dataclass(frozen=True)
 class Settings:
-    lake: str
-    catalog: str
-    sql: str
-    gpu_backend: str
+    lake: str = ""  # default_lake()
+    catalog: str = "duckdb"
+    sql: str = "duckdb"
+    gpu_backend: str = "local"
     database: str = "reviews"
-    aws_region: str = "us-east-1"
+    aws_region: str = "us-east-1"  # else AWS_DEFAULT_REGION
     athena_workgroup: str = "primary"
     athena_output: str = ""
     # bias report
     bias_dpl_threshold: float = 0.2
     bias_ci_threshold: float = 0.9
     bias_fail_on_alert: bool = False
-    bias_alert_min_rows: int = 30
+    bias_alert_min_rows: int = 30  # DPL alerts (and the report's "small group" flag) need this many rows
     # training
-    bert_model: str = ""
+    bert_model: str = ""  # default_bert_model()
     bert_max_train_samples: int = 2000
     bert_max_minutes: float = 10.0
     bert_epochs: int = 2
@@ -102,16 +69,102 @@ class Settings:
     min_macro_f1: float = 0.5
     fairness_max_f1_drop: float = 0.15
     fairness_max_abs_dppl: float = 0.25
-    fairness_min_support: int = 100
+    fairness_min_support: int = 100  # facet values with fewer test rows: reported as low support, not gated
     require_approval: bool = False
     # scoring
     review_confidence_threshold: float = 0.55
     drift_psi_threshold: float = 0.2
-    extra: dict = field(default_factory=dict)
+    drift_oov_threshold: float = 0.1  # alert when the out-of-vocabulary share rises by more than this
+    # remote GPU backends (docs/aws-deployment.md)
+    training_image: str = "reviewflow/trainer:latest"
+    k8s_namespace: str = "default"
+    k8s_service_account: str = ""
+    k8s_gpu_node_selector: str = "nvidia.com/gpu.present=true"
+    k8s_gpu_toleration: str = "nvidia.com/gpu"
+    sagemaker_image: str = "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-training:2.1.0-transformers4.36.0-gpu-py310-cu121-ubuntu20.04"
+    sagemaker_role: str = ""
+    sagemaker_instance_type: str = "ml.g5.xlarge"
+    sagemaker_max_runtime_s: int = 14400
+    remote_bert_model: str = "bert-base-uncased"
 
     @property
     def is_s3(self) -> bool:
         return self.lake.startswith("s3://")
+
+
+# Fields whose environment variable is not REVIEWFLOW_<FIELD>.
+ENV_NAMES = {"review_confidence_threshold": "REVIEWFLOW_REVIEW_CONFIDENCE"}
+CHOICES = {"catalog": CATALOG_BACKENDS, "sql": SQL_BACKENDS, "gpu_backend": GPU_BACKENDS}
+
+
+def env_name(field_name: str) -> str:
+    return ENV_NAMES.get(field_name, f"REVIEWFLOW_{field_name.upper()}")
+
+
+def _convert(name: str, raw, kind: type):
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name}={raw!r}: expected true/false (1/0)")
+    try:
+        return kind(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name}={raw!r} is not {'an integer' if kind is int else 'a number'}") from exc
+
+
+def load_settings(environ: typing.Mapping[str, str] | None = None, overrides: dict | None = None) -> Settings:
+    """Settings from ``environ`` (default: os.environ) and ``overrides`` (the Variable's JSON), validated."""
+    environ = os.environ if environ is None else environ
+    overrides = dict(overrides or {})
+    by_env = {env_name(f.name): f.name for f in fields(Settings)}
+    unknown = [k for k in overrides if k not in by_env and k not in by_env.values()]
+    if unknown:
+        raise ConfigError(f"Airflow Variable {VARIABLE!r}: unknown setting(s) {', '.join(sorted(unknown))}")
+    overrides = {by_env.get(k, k): v for k, v in overrides.items()}
+    hints = typing.get_type_hints(Settings)
+    values = {}
+    for f in fields(Settings):
+        name = env_name(f.name)
+        raw = overrides[f.name] if f.name in overrides else environ.get(name)
+        if raw is None or raw == "":
+            continue  # the default
+        value = _convert(name, raw, hints[f.name])
+        if f.name in CHOICES:
+            value = str(value).lower()
+            if value not in CHOICES[f.name]:
+                raise ConfigError(f"{name}={raw!r}: expected one of {', '.join(CHOICES[f.name])}")
+        values[f.name] = value
+    values["lake"] = str(values.get("lake") or default_lake()).rstrip("/")
+    values["bert_model"] = values.get("bert_model") or default_bert_model()
+    values.setdefault("aws_region", environ.get("AWS_DEFAULT_REGION") or Settings.aws_region)
+    values["database"] = validate_identifier(values.get("database", Settings.database))
+    return Settings(**values)
+
+
+def _in_airflow_task() -> bool:
+    # Variables are only reachable from a running task (Task SDK supervisor comms).
+    return "AIRFLOW_CTX_DAG_ID" in os.environ and os.environ.get("REVIEWFLOW_NO_AIRFLOW_VARIABLES") != "1"
+
+
+def variable_overrides() -> dict:
+    """The ``reviewflow`` JSON Variable (empty when unset). One lookup; a failure is an error."""
+    from airflow.sdk import Variable
+
+    raw = Variable.get(VARIABLE, default=None)
+    if raw in (None, ""):
+        return {}
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"Airflow Variable {VARIABLE!r} is not JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ConfigError(f"Airflow Variable {VARIABLE!r} must be a JSON object, got {type(value).__name__}")
+    return value
 
 
 def default_lake() -> str:
@@ -128,29 +181,5 @@ def default_bert_model() -> str:
 
 
 def get_settings() -> Settings:
-    return Settings(
-        lake=_lookup("REVIEWFLOW_LAKE", default_lake()).rstrip("/"),
-        catalog=_choice("REVIEWFLOW_CATALOG", "duckdb", CATALOG_BACKENDS),
-        sql=_choice("REVIEWFLOW_SQL", "duckdb", SQL_BACKENDS),
-        gpu_backend=_choice("REVIEWFLOW_GPU_BACKEND", "local", GPU_BACKENDS),
-        database=validate_identifier(_lookup("REVIEWFLOW_DATABASE", "reviews")),
-        aws_region=_lookup("REVIEWFLOW_AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1")),
-        athena_workgroup=_lookup("REVIEWFLOW_ATHENA_WORKGROUP", "primary"),
-        athena_output=_lookup("REVIEWFLOW_ATHENA_OUTPUT", ""),
-        bias_dpl_threshold=_float("REVIEWFLOW_BIAS_DPL_THRESHOLD", 0.2),
-        bias_ci_threshold=_float("REVIEWFLOW_BIAS_CI_THRESHOLD", 0.9),
-        bias_fail_on_alert=_bool("REVIEWFLOW_BIAS_FAIL_ON_ALERT", False),
-        bias_alert_min_rows=_int("REVIEWFLOW_BIAS_ALERT_MIN_ROWS", 30),
-        bert_model=_lookup("REVIEWFLOW_BERT_MODEL", "") or default_bert_model(),
-        bert_max_train_samples=_int("REVIEWFLOW_BERT_MAX_TRAIN_SAMPLES", 2000),
-        bert_max_minutes=_float("REVIEWFLOW_BERT_MAX_MINUTES", 10.0),
-        bert_epochs=_int("REVIEWFLOW_BERT_EPOCHS", 2),
-        promote_margin=_float("REVIEWFLOW_PROMOTE_MARGIN", 0.005),
-        min_macro_f1=_float("REVIEWFLOW_MIN_MACRO_F1", 0.5),
-        fairness_max_f1_drop=_float("REVIEWFLOW_FAIRNESS_MAX_F1_DROP", 0.15),
-        fairness_max_abs_dppl=_float("REVIEWFLOW_FAIRNESS_MAX_ABS_DPPL", 0.25),
-        fairness_min_support=_int("REVIEWFLOW_FAIRNESS_MIN_SUPPORT", 100),
-        require_approval=_bool("REVIEWFLOW_REQUIRE_APPROVAL", False),
-        review_confidence_threshold=_float("REVIEWFLOW_REVIEW_CONFIDENCE", 0.55),
-        drift_psi_threshold=_float("REVIEWFLOW_DRIFT_PSI_THRESHOLD", 0.2),
-    )
+    """The settings: the environment, plus the ``reviewflow`` Variable's overrides inside a task."""
+    return load_settings(overrides=variable_overrides() if _in_airflow_task() else None)

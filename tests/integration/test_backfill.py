@@ -17,9 +17,10 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from reviewflow.config import PROJECT_ROOT
+from reviewflow.config import PROJECT_ROOT, get_settings
 from reviewflow.layout import model_prefix
 from reviewflow.storage.lake import LocalLake, read_parquet
+from reviewflow.storage.sql import get_engine
 from reviewflow.training.registry import get_version, promote
 from reviewflow.training.tasks import evaluate_and_register
 from tools import sample_data
@@ -94,10 +95,10 @@ def make_champion(lake: LocalLake, dt: str) -> dict:
     from reviewflow.training.dataset import build_dataset
     from reviewflow.training.predictor import _entry_point
 
-    built = build_dataset(lake, dt)
+    built = build_dataset(lake, dt, get_engine())
     version = "backfill-test"
     _entry_point("tfidf").run(built["dataset_uri"], lake.uri(model_prefix("tfidf", version)), grid="quick")
-    evaluate_and_register(lake, "tfidf", version, dt, "test")
+    evaluate_and_register(lake, "tfidf", version, dt, "test", get_settings())
     return promote(lake, get_version(lake, "tfidf", version))
 
 

@@ -125,7 +125,7 @@ def test_nulls_from_athena_become_their_own_facet_value(athena_env):
 def test_bias_report_end_to_end_on_athena_and_s3(athena_env):
     queue_athena_result(athena_env, CANNED)
 
-    summary = bias_tasks.run_bias_report(D)
+    summary = bias_tasks.run_bias_report(D, get_settings(), get_lake(), get_engine())
 
     assert summary["json"].startswith("s3://") and summary["html"].startswith("s3://")
     lake = get_lake()

@@ -421,7 +421,7 @@ def test_run_bias_report_writes_and_fails_on_alert(lake_root):
         get_settings(), bias_fail_on_alert=True, bias_dpl_threshold=0.7, bias_ci_threshold=0.99, bias_alert_min_rows=0
     )
     with pytest.raises(AirflowException) as failure:
-        bias_tasks.run_bias_report(D, settings=settings)
+        bias_tasks.run_bias_report(D, settings, LocalLake(lake_root), DuckDBEngine(lake_root))
     message = str(failure.value)
     assert "Blouses" in message and "DPL(sentiment=1) = +0.750" in message
     lake = LocalLake(lake_root)

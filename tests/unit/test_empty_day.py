@@ -19,6 +19,7 @@ import pytest
 
 from reviewflow import contract, layout
 from reviewflow.bias import tasks as bias_tasks
+from reviewflow.config import get_settings
 from reviewflow.ingest import curate
 from reviewflow.layout import model_prefix
 from reviewflow.scoring import drift
@@ -139,7 +140,7 @@ def test_drift_of_an_empty_day_says_no_reviews_without_psi_or_alerts(lake_with_a
     write_json(lake, model_prefix("tfidf", "v1") + layout.DRIFT_REFERENCE, reference)
     score_partition(lake, catalog, EMPTY, uniform, champion, queue_threshold=0.6)
 
-    report = drift.drift_report(lake, EMPTY)
+    report = drift.drift_report(lake, EMPTY, get_settings())
     assert report["alerts"] == [] and report["checks"] == [] and report["rows"] == 0
     assert "no reviews" in report["message"]
     saved = read_json(lake, f"reports/drift/dt={EMPTY}/drift_report.json")
@@ -149,7 +150,7 @@ def test_drift_of_an_empty_day_says_no_reviews_without_psi_or_alerts(lake_with_a
 
 def test_bias_report_of_an_empty_day_says_no_reviews_and_keeps_the_cumulative_part(lake_with_an_empty_day):
     root = lake_with_an_empty_day
-    summary = bias_tasks.run_bias_report(EMPTY, lake=LocalLake(root), engine=DuckDBEngine(root))
+    summary = bias_tasks.run_bias_report(EMPTY, get_settings(), LocalLake(root), DuckDBEngine(root))
     assert summary["rows"] == {"cumulative": 2 * ROWS, "partition": 0}
     report = read_json(LocalLake(root), f"reports/bias/dt={EMPTY}/bias_report.json")
     assert report["scopes"]["partition"]["rows"] == 0
@@ -166,7 +167,7 @@ def test_bias_report_of_an_empty_day_says_no_reviews_and_keeps_the_cumulative_pa
 def test_training_dataset_with_an_empty_latest_day_is_the_history(lake_with_an_empty_day):
     from reviewflow.training.dataset import build_dataset
 
-    built = build_dataset(LocalLake(lake_with_an_empty_day), EMPTY)
+    built = build_dataset(LocalLake(lake_with_an_empty_day), EMPTY, DuckDBEngine(lake_with_an_empty_day))
     snapshot = built["snapshot"]
     assert snapshot["dt"] == EMPTY and snapshot["rows"] == 2 * ROWS
     assert snapshot["partitions"] == dict.fromkeys(DAYS, ROWS)

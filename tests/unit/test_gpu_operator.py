@@ -122,7 +122,7 @@ def test_sagemaker_training_job_is_created_on_moto(aws_env):
     s3.put_object(Bucket="reviewflow-lake", Key=key, Body=b"PAR1")
     settings = replace(
         settings_for("sagemaker", "s3://reviewflow-lake/prod"),
-        extra={"REVIEWFLOW_SAGEMAKER_ROLE": "arn:aws:iam::123456789012:role/reviewflow-sagemaker"},
+        sagemaker_role="arn:aws:iam::123456789012:role/reviewflow-sagemaker",
     )
     op = gpu_training_task(
         "train_bert", "bert", f"s3://reviewflow-lake/{key}", "s3://reviewflow-lake/prod/models/bert/v1", settings,

@@ -16,6 +16,7 @@ from reviewflow.ingest import curate
 from reviewflow.layout import dataset_key, model_prefix, snapshot_key
 from reviewflow.storage.catalog import DuckDBCatalog
 from reviewflow.storage.lake import LocalLake, read_json, write_parquet
+from reviewflow.storage.sql import get_engine
 from reviewflow.training.dataset import assemble, assign_split, build_dataset, hash_bucket
 from reviewflow.training.evaluate import (
     bias_metrics,
@@ -23,11 +24,11 @@ from reviewflow.training.evaluate import (
     evaluate_predictions,
     evaluate_test_predictions,
     facet_quality,
-    render_report,
 )
 from reviewflow.training.gate import fairness_violations, gate
 from reviewflow.training.predictor import _entry_point, load_predictor
 from reviewflow.training.registry import champion, decisions, promote, record_decision, register, version_for, versions
+from reviewflow.training.report import render_report
 from reviewflow.training.tasks import evaluate_and_register, run_candidates, run_gate
 from tools import sample_data
 
@@ -75,7 +76,7 @@ def test_build_dataset_reads_curated_up_to_d_and_prefers_human_labels(lake_root)
     corrected = day1.iloc[:5][["review_id"]].assign(label=[0, 0, -1, 1, 0])
     write_parquet(lake, "labels/reviews/labels.parquet", corrected)
 
-    summary = build_dataset(lake, DT1)
+    summary = build_dataset(lake, DT1, get_engine())
     data = pd.read_parquet(summary["dataset_uri"])
     assert set(data["review_id"]) == set(day1["review_id"]) - set(day1.loc[day1["review_id"].isna(), "review_id"])
     assert set(data["dt"]) == {DT1}  # dt <= D only
@@ -94,7 +95,7 @@ def test_build_dataset_reads_curated_up_to_d_and_prefers_human_labels(lake_root)
     assert snap["label_sources"] == {"human": 5, "rating": len(data) - 5}
     assert sum(snap["splits"].values()) == len(data)
 
-    both = pd.read_parquet(build_dataset(lake, DT2)["dataset_uri"])
+    both = pd.read_parquet(build_dataset(lake, DT2, get_engine())["dataset_uri"])
     assert len(both) == len(day1) + len(day2)
     merged = both.set_index("review_id")["split"]
     assert (merged.loc[data["review_id"]].to_numpy() == data["split"].to_numpy()).all()  # splits never move

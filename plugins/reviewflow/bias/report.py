@@ -4,128 +4,30 @@
 
 Sections: alerts; per scope, the label distribution per facet (stacked bars), a DPL heatmap
 (facet value x label value) and CI bars; then the largest disparities first and the undefined
-values with their reasons. Charts use matplotlib's object API (no pyplot, no global state).
+values with their reasons. The page is templates/bias_report.html.j2 of reviewflow.reports,
+the charts matplotlib's Figure API (reviewflow.reports.render: no pyplot, no global state).
 """
 
 from __future__ import annotations
 
-import base64
-import io
 from collections import Counter
 from typing import Any
 
 from reviewflow.bias.metrics import METRICS, SCOPES, no_reviews_message
 from reviewflow.contract import FACETS, LABEL_NAMES
 from reviewflow.contract import LABELS as LABEL_VALUES
+from reviewflow.reports.render import figure, png_data_uri, render
 
 LABEL_COLOURS = {-1: "#c0392b", 0: "#95a5a6", 1: "#27ae60"}
 TOP_DISPARITIES = 25
-SMALL_GROUP = 30  # below this many rows a facet value's shares are noisy; flagged in the page
-
-_TEMPLATE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>Bias report {{ r.dt }}</title>
-<style>
- body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1100px;
-        color: #222; line-height: 1.4; padding: 0 1rem; }
- h1 { margin-bottom: .2rem; } h2 { border-bottom: 2px solid #ddd; padding-bottom: .2rem; margin-top: 2.5rem; }
- .muted { color: #666; font-size: .9rem; }
- table { border-collapse: collapse; margin: .6rem 0; font-size: .88rem; }
- th, td { border: 1px solid #ddd; padding: .25rem .5rem; text-align: right; }
- th { background: #f4f4f4; } td.t, th.t { text-align: left; }
- .alerts { background: #fff4e5; border-left: 4px solid #e67e22; padding: .5rem 1rem; }
- .ok { background: #eafaf1; border-left: 4px solid #27ae60; padding: .5rem 1rem; }
- .na { color: #999; cursor: help; } .hot { background: #fdebd0; font-weight: 600; }
- img { max-width: 100%; height: auto; display: block; margin: .6rem 0; }
- details { margin: .5rem 0; } summary { cursor: pointer; color: #2c3e50; }
- code { background: #f4f4f4; padding: 0 .2rem; }
-</style>
-</head>
-<body>
-<h1>Class imbalance and bias report</h1>
-<p class="muted">Report date <strong>{{ r.dt }}</strong> &middot; generated {{ r.generated_at }} &middot;
- label: <code>sentiment</code> (-1 negative, 0 neutral, 1 positive) &middot; metrics: SageMaker Clarify
- pre-training bias metrics, facet value <em>d</em> against all other rows <em>a</em>.</p>
-
-<table>
-<tr><th class="t">scope</th><th class="t">filter</th><th>reviews</th></tr>
-{% for name, s in r.scopes.items() %}<tr><td class="t">{{ name }}</td><td class="t"><code>{{ s.filter }}</code></td>
-<td>{{ "{:,}".format(s.rows) }}</td></tr>{% endfor %}
-</table>
-<p class="muted">Alert thresholds: |DPL| &gt; {{ r.thresholds.dpl }} (facet values with at least {{ r.thresholds.dpl_min_rows or 0 }} rows), |CI| &gt; {{ r.thresholds.ci }}.
- CDDL strata: {% for f, info in r.facets.items() %}<code>{{ f }}</code> by <code>{{ info.cddl_group }}</code>{{ ", " if not loop.last else "" }}{% endfor %}.</p>
-
-<h2>Alerts</h2>
-{% if r.alerts %}<div class="alerts"><p><strong>{{ r.alerts|length }} alert(s)</strong>, largest first
- (metric values from small facet values, n<sub>d</sub> &lt; {{ small }}, are noisy: read them with care).</p>
-<table><tr><th class="t">scope</th><th class="t">facet</th><th class="t">value</th><th class="t">metric</th>
-<th class="t">sentiment</th><th>value</th><th>threshold</th><th>n<sub>d</sub></th><th>n<sub>a</sub></th></tr>
-{% for a in r.alerts %}<tr><td class="t">{{ a.scope }}</td><td class="t">{{ a.facet }}</td><td class="t">{{ a.facet_value }}</td>
-<td class="t">{{ a.metric }}</td><td class="t">{{ "all" if a.label_value is none else names[a.label_value] ~ " (" ~ a.label_value ~ ")" }}</td>
-<td class="hot">{{ "%+.3f"|format(a.value) }}</td><td>{{ a.threshold }}</td>
-<td{{ ' class="na"'|safe if a.n_d < small else "" }}>{{ "{:,}".format(a.n_d) }}</td><td>{{ "{:,}".format(a.n_a) }}</td></tr>
-{% endfor %}</table></div>{% else %}<div class="ok">No metric crossed its threshold.</div>{% endif %}
-
-{% for sc in scopes %}
-<h2>Scope: {{ sc.name }} <span class="muted">(<code>{{ sc.filter }}</code>, {{ "{:,}".format(sc.rows) }} reviews)</span></h2>
-{% if not sc.rows %}<p class="ok"><strong>{{ sc.message | capitalize }}</strong>: no curated reviews in this scope, nothing to report.</p>{% else %}
-{% set o = sc.dist.overall %}
-<p>Overall: {% for label in labels %}{{ names[label] }} {{ fmt_share(o.shares.get(label|string)) }}
- ({{ "{:,}".format(o.counts.get(label|string, 0)) }}){{ ", " if not loop.last else "" }}{% endfor %};
- imbalance ratio (largest / smallest class) {{ fmt_ratio(o) | safe }}.</p>
-<h3>Label distribution per facet</h3>
-<img alt="Sentiment shares per facet value, scope {{ sc.name }}" src="{{ sc.charts.distribution }}">
-<details><summary>Counts, shares and imbalance ratio per facet value</summary>
-{% for facet, rows in sc.dist.facets.items() %}
-<table><tr><th class="t">{{ facet }}</th><th>n</th>{% for label in labels %}<th>{{ names[label] }}</th>{% endfor %}
-<th>imbalance ratio</th></tr>
-{% for row in rows %}<tr><td class="t">{{ row.facet_value }}</td><td>{{ "{:,}".format(row.n) }}</td>
-{% for label in labels %}<td>{{ "{:,}".format(row.counts.get(label|string, 0)) }} ({{ fmt_share(row.shares.get(label|string)) }})</td>{% endfor %}
-<td>{{ fmt_ratio(row) | safe }}</td></tr>{% endfor %}
-</table>{% endfor %}
-</details>
-<h3>Difference in proportions of labels (DPL = q<sub>a</sub> &minus; q<sub>d</sub>)</h3>
-<p class="muted">Positive: the facet value has a smaller share of that sentiment than the rest; blank cells are undefined.</p>
-<img alt="DPL heatmap, scope {{ sc.name }}" src="{{ sc.charts.dpl }}">
-<h3>Class imbalance (CI = (n<sub>a</sub> &minus; n<sub>d</sub>) / (n<sub>a</sub> + n<sub>d</sub>))</h3>
-<p class="muted">Near 1: the facet value is rare; near &minus;1: it dominates the scope.</p>
-<img alt="CI per facet value, scope {{ sc.name }}" src="{{ sc.charts.ci }}">
-{% endif %}
-{% endfor %}
-
-<h2>Largest disparities first</h2>
-<p class="muted">Top {{ top|length }} (scope, facet value, sentiment) by |DPL|; hover a blank cell for why it is undefined.</p>
-<table>
-<tr><th class="t">scope</th><th class="t">facet</th><th class="t">value</th><th class="t">sentiment</th><th>n<sub>d</sub></th>
-<th>n<sub>a</sub></th>{% for m in metrics %}<th>{{ m }}</th>{% endfor %}</tr>
-{% for row in top %}<tr><td class="t">{{ row.scope }}</td><td class="t">{{ row.facet }}</td><td class="t">{{ row.facet_value }}</td>
-<td class="t">{{ names[row.label_value] }} ({{ row.label_value }})</td><td>{{ "{:,}".format(row.n_d) }}</td><td>{{ "{:,}".format(row.n_a) }}</td>
-{% for m in metrics %}{{ cell(row.by_metric.get(m), m) | safe }}{% endfor %}</tr>{% endfor %}
-</table>
-
-<h2>Undefined values</h2>
-{% if undefined %}<table><tr><th class="t">metric</th><th class="t">reason</th><th>records</th></tr>
-{% for (metric, reason), n in undefined %}<tr><td class="t">{{ metric }}</td><td class="t">{{ reason }}</td><td>{{ n }}</td></tr>{% endfor %}
-</table>{% else %}<p>Every metric is defined.</p>{% endif %}
-<p class="muted">Every value, with n<sub>a</sub>, n<sub>d</sub> and the CDDL group, is in <code>bias_report.json</code> next to this page.</p>
-</body>
-</html>
-"""
-
-
-def _fig_uri(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+# Below this many rows a facet value's metrics are noisy (flagged in the page). The report's own
+# thresholds.dpl_min_rows (the setting bias_alert_min_rows) wins; this is for reports without it.
+SMALL_GROUP = 30
 
 
 def _distribution_chart(dist: dict[str, Any]) -> str:
-    from matplotlib.figure import Figure
-
     sizes = [max(len(dist["facets"][f]), 1) for f in FACETS]
-    fig = Figure(figsize=(8, 1.2 + 0.26 * sum(sizes) + 0.5 * len(FACETS)))
+    fig = figure(figsize=(8, 1.2 + 0.26 * sum(sizes) + 0.5 * len(FACETS)))
     axes = fig.subplots(len(FACETS), 1, gridspec_kw={"height_ratios": sizes})
     for ax, facet in zip(axes, FACETS, strict=True):
         rows = dist["facets"][facet][::-1]
@@ -141,7 +43,7 @@ def _distribution_chart(dist: dict[str, Any]) -> str:
     axes[0].legend(ncols=3, fontsize=8, loc="lower right", bbox_to_anchor=(1, 1.0), frameon=False)
     axes[-1].set_xlabel("share of reviews")
     fig.tight_layout()
-    return _fig_uri(fig)
+    return png_data_uri(fig)
 
 
 def _rows(metrics: list[dict[str, Any]], scope: str, metric: str) -> list[dict[str, Any]]:
@@ -157,7 +59,6 @@ def _facet_separators(ax, facets: list[str]) -> None:
 
 def _dpl_chart(metrics: list[dict[str, Any]], scope: str, threshold: float) -> str:
     import numpy as np
-    from matplotlib.figure import Figure
 
     recs = _rows(metrics, scope, "DPL")
     keys = list(dict.fromkeys((r["facet"], r["facet_value"]) for r in recs))
@@ -168,7 +69,7 @@ def _dpl_chart(metrics: list[dict[str, Any]], scope: str, threshold: float) -> s
             grid[index[(r["facet"], r["facet_value"])], LABEL_VALUES.index(r["label_value"])] = r["value"]
     finite = grid[np.isfinite(grid)]
     limit = max(float(np.abs(finite).max()) if finite.size else 0.0, threshold, 1e-9)
-    fig = Figure(figsize=(6.5, 1.0 + 0.28 * len(keys)))
+    fig = figure(figsize=(6.5, 1.0 + 0.28 * len(keys)))
     ax = fig.subplots()
     image = ax.imshow(np.ma.masked_invalid(grid), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
     for i in range(grid.shape[0]):
@@ -181,14 +82,12 @@ def _dpl_chart(metrics: list[dict[str, Any]], scope: str, threshold: float) -> s
     _facet_separators(ax, [f for f, _ in keys])
     fig.colorbar(image, ax=ax, label="DPL")
     fig.tight_layout()
-    return _fig_uri(fig)
+    return png_data_uri(fig)
 
 
 def _ci_chart(metrics: list[dict[str, Any]], scope: str, threshold: float) -> str:
-    from matplotlib.figure import Figure
-
     recs = [r for r in _rows(metrics, scope, "CI") if r["label_value"] == LABEL_VALUES[0]][::-1]
-    fig = Figure(figsize=(7, 1.0 + 0.26 * len(recs)))
+    fig = figure(figsize=(7, 1.0 + 0.26 * len(recs)))
     ax = fig.subplots()
     values = [r["value"] if r["value"] is not None else 0.0 for r in recs]
     colours = ["#e67e22" if abs(v) > threshold else "#2980b9" for v in values]
@@ -201,7 +100,7 @@ def _ci_chart(metrics: list[dict[str, Any]], scope: str, threshold: float) -> st
     ax.set_xlabel("CI (dashed: alert threshold)")
     ax.tick_params(labelsize=8)
     fig.tight_layout()
-    return _fig_uri(fig)
+    return png_data_uri(fig)
 
 
 def _top_disparities(metrics: list[dict[str, Any]], top: int = TOP_DISPARITIES) -> list[dict[str, Any]]:
@@ -220,35 +119,37 @@ def _top_disparities(metrics: list[dict[str, Any]], top: int = TOP_DISPARITIES) 
     return sorted(rows.values(), key=lambda r: (-size(r), r["scope"], r["facet"], str(r["facet_value"])))[:top]
 
 
-def _cell(record: dict[str, Any] | None, metric: str) -> str:
-    from markupsafe import escape
+def _cell(record: dict[str, Any] | None, metric: str):
+    """One metric's table cell (Markup: the reason and the group are escaped here)."""
+    from markupsafe import Markup
 
     if record is None:
-        return '<td class="na">&ndash;</td>'
+        return Markup('<td class="na">&ndash;</td>')
     if record["value"] is None:
-        return f'<td class="na" title="{escape(record.get("reason", "undefined"))}">n/a</td>'
-    title = f' title="group: {escape(record["group"])}"' if metric == "CDDL" and record.get("group") else ""
-    return f"<td{title}>{record['value']:+.3f}</td>"
+        return Markup('<td class="na" title="{}">n/a</td>').format(record.get("reason", "undefined"))
+    if metric == "CDDL" and record.get("group"):
+        return Markup('<td title="group: {}">{}</td>').format(record["group"], f"{record['value']:+.3f}")
+    return Markup("<td>{}</td>").format(f"{record['value']:+.3f}")
 
 
 def _fmt_share(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
-def _fmt_ratio(row: dict[str, Any]) -> str:
-    from markupsafe import escape
+def _fmt_ratio(row: dict[str, Any]):
+    """The imbalance ratio, or 'n/a' with its reason on hover (Markup: the reason is escaped here)."""
+    from markupsafe import Markup
 
     if row.get("imbalance_ratio") is None:
-        return f'<span class="na" title="{escape(row.get("reason", "undefined"))}">n/a</span>'
+        return Markup('<span class="na" title="{}">n/a</span>').format(row.get("reason", "undefined"))
     return f"{row['imbalance_ratio']:.2f}"
 
 
 def render_html(report: dict[str, Any], charts: bool = True) -> str:
     """The report as one HTML page; ``charts=False`` leaves the images out (fast, for tests)."""
-    import jinja2
-
     metrics = report["metrics"]
     thresholds = report.get("thresholds", {"dpl": 0.2, "ci": 0.9})
+    min_rows = thresholds.get("dpl_min_rows")
     scopes = []
     for name in SCOPES:
         info = report["scopes"][name]
@@ -264,16 +165,18 @@ def render_html(report: dict[str, Any], charts: bool = True) -> str:
         scopes.append({"name": name, "filter": info["filter"], "rows": info["rows"], "message": message,
                        "dist": dist, "charts": pics})  # fmt: skip
     undefined = Counter((m["metric"], m.get("reason", "undefined")) for m in metrics if m["value"] is None)
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    return env.from_string(_TEMPLATE).render(
+    return render(
+        "bias_report.html.j2",
         r=report,
+        thresholds=thresholds,
+        min_rows=min_rows or 0,
         scopes=scopes,
         labels=list(LABEL_VALUES),
         names=LABEL_NAMES,
         metrics=list(METRICS),
         top=_top_disparities(metrics),
         undefined=sorted(undefined.items(), key=lambda kv: (METRICS.index(kv[0][0]), kv[0][1])),
-        small=SMALL_GROUP,
+        small=SMALL_GROUP if min_rows is None else min_rows,
         cell=_cell,
         fmt_share=_fmt_share,
         fmt_ratio=_fmt_ratio,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from reviewflow import contract, layout
 from reviewflow.bias.dates import check_date
 from reviewflow.bias.metrics import FACETS, build_report
-from reviewflow.config import Settings, get_settings
+from reviewflow.config import Settings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,10 +53,9 @@ def fetch_counts(engine: SqlEngine, dt: str, table: str = TABLE) -> pd.DataFrame
 
 
 def compute_bias_report(
-    engine: SqlEngine, dt: str, settings: Settings | None = None, cddl_groups: Mapping[str, str] | None = None
+    engine: SqlEngine, dt: str, settings: Settings, cddl_groups: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
     """SQL aggregate in the engine, then the metrics in Python: the report dict."""
-    settings = settings or get_settings()
     counts = fetch_counts(engine, dt)
     return build_report(
         counts, dt, cddl_groups, settings.bias_dpl_threshold, settings.bias_ci_threshold, settings.bias_alert_min_rows
@@ -81,18 +80,12 @@ def write_report(lake: Lake, report: dict[str, Any]) -> dict[str, str]:
 
 def run_bias_report(
     dt: str,
-    settings: Settings | None = None,
-    lake: Lake | None = None,
-    engine: SqlEngine | None = None,
+    settings: Settings,
+    lake: Lake,
+    engine: SqlEngine,
     cddl_groups: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The DAG task: compute, write both files, log alerts at WARNING, fail on alerts if asked."""
-    from reviewflow.storage.lake import get_lake
-    from reviewflow.storage.sql import get_engine
-
-    settings = settings or get_settings()
-    lake = lake or get_lake(settings.lake)
-    engine = engine or get_engine(settings)
     report = compute_bias_report(engine, dt, settings, cddl_groups)
     written = write_report(lake, report)
     log.info("bias report for %s: %s rows (cumulative), %s rows (partition); %s, %s", report["dt"],

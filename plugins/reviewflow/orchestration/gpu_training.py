@@ -17,8 +17,8 @@ One factory, one contract: whatever the backend, the same script runs with
 =============  ==============================================================================
 
 ``dataset_uri``, ``output_dir`` and the params may be Jinja strings (rendered at run time by
-every backend's templated fields). Settings beyond ``Settings`` (image, role, namespace...)
-come from REVIEWFLOW_* variables through the config module's lookup; see ``backend_setting``.
+every backend's templated fields). The backends' own settings (image, role, namespace...) are
+``Settings`` fields like the rest (REVIEWFLOW_TRAINING_IMAGE, REVIEWFLOW_SAGEMAKER_ROLE, ...).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import sys
 from collections import deque
 from typing import TYPE_CHECKING
 
-from reviewflow.config import MODELS_DIR, PROJECT_ROOT, Settings, get_settings
+from reviewflow.config import MODELS_DIR, PROJECT_ROOT, Settings
 from reviewflow.orchestration.dag_defaults import GPU_QUEUE
 
 if TYPE_CHECKING:
@@ -43,34 +43,9 @@ log = logging.getLogger(__name__)
 MODELS = ("tfidf", "bert")
 TAIL_LINES = 40
 
-# Backend settings not (yet) in Settings: env var / Airflow Variable -> default.
-BACKEND_DEFAULTS = {
-    "REVIEWFLOW_TRAINING_IMAGE": "reviewflow/trainer:latest",
-    "REVIEWFLOW_K8S_NAMESPACE": "default",
-    "REVIEWFLOW_K8S_SERVICE_ACCOUNT": "",
-    "REVIEWFLOW_K8S_GPU_NODE_SELECTOR": "nvidia.com/gpu.present=true",
-    "REVIEWFLOW_K8S_GPU_TOLERATION": "nvidia.com/gpu",
-    "REVIEWFLOW_SAGEMAKER_IMAGE": (
-        "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-training:2.1.0-transformers4.36.0-gpu-py310-cu121-ubuntu20.04"
-    ),
-    "REVIEWFLOW_SAGEMAKER_ROLE": "",
-    "REVIEWFLOW_SAGEMAKER_INSTANCE_TYPE": "ml.g5.xlarge",
-    "REVIEWFLOW_SAGEMAKER_MAX_RUNTIME_S": "14400",
-    "REVIEWFLOW_REMOTE_BERT_MODEL": "bert-base-uncased",
-}
-
 
 class TrainingFailed(RuntimeError):
     """The entry point exited non-zero; the message carries the tail of its output."""
-
-
-def backend_setting(name: str, settings: Settings | None = None) -> str:
-    """A backend setting: ``settings.extra`` first, then the env var / Airflow Variable, then the default."""
-    if settings is not None and name in settings.extra:
-        return str(settings.extra[name])
-    from reviewflow.config import _lookup  # the one place settings are read
-
-    return _lookup(name, BACKEND_DEFAULTS[name])
 
 
 def cli_args(params: dict) -> list[str]:
@@ -137,7 +112,7 @@ def remote_model_source(model: str, settings: Settings) -> str:
     """The base model for remote backends: a path on this machine means nothing in a pod or a job."""
     if model.startswith("s3://") or not (model.startswith("/") or os.path.exists(model)):
         return model  # an S3 folder or a hub id
-    return backend_setting("REVIEWFLOW_REMOTE_BERT_MODEL", settings)
+    return settings.remote_bert_model
 
 
 def remote_params(model: str, params: dict, settings: Settings) -> dict:
@@ -153,7 +128,7 @@ def _kubernetes_operator(
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
     from kubernetes.client import models as k8s
 
-    selector_key, _, selector_value = backend_setting("REVIEWFLOW_K8S_GPU_NODE_SELECTOR", settings).partition("=")
+    selector_key, _, selector_value = settings.k8s_gpu_node_selector.partition("=")
     resources = k8s.V1ResourceRequirements(
         requests={"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"},
         limits={"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"},
@@ -163,19 +138,15 @@ def _kubernetes_operator(
     return KubernetesPodOperator(
         task_id=task_id,
         name=f"reviewflow-train-{model}",
-        namespace=backend_setting("REVIEWFLOW_K8S_NAMESPACE", settings),
-        image=backend_setting("REVIEWFLOW_TRAINING_IMAGE", settings),
+        namespace=settings.k8s_namespace,
+        image=settings.training_image,
         cmds=["python", "-u", f"include/models/{model}.py"],
         arguments=["--dataset", dataset_uri, "--output", output_dir, *cli_args(params)],
         env_vars=env,
         container_resources=resources,
         node_selector={selector_key: selector_value} if selector_value else None,
-        tolerations=[
-            k8s.V1Toleration(
-                key=backend_setting("REVIEWFLOW_K8S_GPU_TOLERATION", settings), operator="Exists", effect="NoSchedule"
-            )
-        ],
-        service_account_name=backend_setting("REVIEWFLOW_K8S_SERVICE_ACCOUNT", settings) or None,
+        tolerations=[k8s.V1Toleration(key=settings.k8s_gpu_toleration, operator="Exists", effect="NoSchedule")],
+        service_account_name=settings.k8s_service_account or None,
         get_logs=True,
         on_finish_action="delete_succeeded_pod",
         startup_timeout_seconds=900,  # GPU nodes may need to scale up
@@ -201,10 +172,10 @@ def sagemaker_config(model: str, dataset_uri: str, output_dir: str, settings: Se
     return {
         "TrainingJobName": f"reviewflow-{model}-{{{{ ds_nodash }}}}",
         "AlgorithmSpecification": {
-            "TrainingImage": backend_setting("REVIEWFLOW_SAGEMAKER_IMAGE", settings),
+            "TrainingImage": settings.sagemaker_image,
             "TrainingInputMode": "File",
         },
-        "RoleArn": backend_setting("REVIEWFLOW_SAGEMAKER_ROLE", settings),
+        "RoleArn": settings.sagemaker_role,
         "HyperParameters": hyper,
         "InputDataConfig": [
             {
@@ -221,13 +192,11 @@ def sagemaker_config(model: str, dataset_uri: str, output_dir: str, settings: Se
         ],
         "OutputDataConfig": {"S3OutputPath": f"{lake}/models/sagemaker/"},
         "ResourceConfig": {
-            "InstanceType": backend_setting("REVIEWFLOW_SAGEMAKER_INSTANCE_TYPE", settings),
+            "InstanceType": settings.sagemaker_instance_type,
             "InstanceCount": 1,
             "VolumeSizeInGB": 50,
         },
-        "StoppingCondition": {
-            "MaxRuntimeInSeconds": int(backend_setting("REVIEWFLOW_SAGEMAKER_MAX_RUNTIME_S", settings))
-        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": settings.sagemaker_max_runtime_s},
         "Environment": {"TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"},
         # the airflow SageMaker hook tars include/models and uploads it before creating the job
         "S3Operations": {"S3Upload": [{"Path": str(MODELS_DIR), "Bucket": bucket, "Key": source_key, "Tar": True}]},
@@ -239,7 +208,7 @@ def gpu_training_task(
     model: str,
     dataset_uri: str,
     output_dir: str,
-    settings: Settings | None = None,
+    settings: Settings,
     operator_kwargs: dict | None = None,
     **params,
 ) -> BaseOperator:
@@ -249,7 +218,6 @@ def gpu_training_task(
     ``--max-train-samples 3000``); ``operator_kwargs`` go to the operator (``aws_conn_id``,
     ``execution_timeout``, ``trigger_rule`` ...).
     """
-    settings = settings or get_settings()
     entry_point(model)  # validates the name
     kwargs = dict(operator_kwargs or {})
     backend = settings.gpu_backend

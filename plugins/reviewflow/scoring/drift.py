@@ -7,18 +7,21 @@ the reference vocabulary. Distribution shifts are measured with PSI; the OOV sha
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import math
 import re
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from reviewflow import layout
 from reviewflow.layout import dt_prefix
+
+if TYPE_CHECKING:
+    from reviewflow.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -98,33 +101,15 @@ def compare(reference: dict, current: dict, psi_threshold: float, oov_threshold:
 
 def render_html(dt: str, model: str, reference: dict, current: dict, result: dict) -> str:
     """A self-contained page: the checks, then reference vs today for each distribution."""
+    from reviewflow.reports.render import render
 
-    def bars(title: str, ref: dict, cur: dict) -> str:
-        rows = "".join(
-            f"<tr><td>{html.escape(str(k))}</td>"
-            f"<td><div class=b style='width:{ref.get(k, 0) * 300:.0f}px'></div>{ref.get(k, 0):.1%}</td>"
-            f"<td><div class='b c' style='width:{cur.get(k, 0) * 300:.0f}px'></div>{cur.get(k, 0):.1%}</td></tr>"
-            for k in ref
-        )
-        return f"<h3>{html.escape(title)}</h3><table><tr><th></th><th>reference</th><th>{dt}</th></tr>{rows}</table>"
-
-    checks = "".join(
-        f"<tr class={'alert' if c['alert'] else 'ok'}><td>{html.escape(c['check'])}</td><td>{c['metric']}</td>"
-        f"<td>{c['value']}</td><td>{c['threshold']}</td><td>{'ALERT' if c['alert'] else 'ok'}</td></tr>"
-        for c in result["checks"]
-    )
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Drift {dt}</title><style>
-body{{font-family:sans-serif;margin:2em;max-width:60em}} table{{border-collapse:collapse;margin-bottom:1em}}
-td,th{{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:left}} .alert{{background:#fdd}}
-.b{{display:inline-block;height:.8em;background:#6a8fd0;margin-right:.4em}} .c{{background:#e39b4b}}
-</style></head><body><h1>Drift report {dt}</h1><p>Champion: {html.escape(model)}; rows scored: {current["rows"]};
-reference rows: {reference["rows"]}.</p><h2>Checks</h2><table><tr><th>check</th><th>metric</th><th>value</th>
-<th>threshold</th><th></th></tr>{checks}</table>
-{bars("Predicted sentiment (-1 negative, 0 neutral, 1 positive)", reference["predicted"], current["predicted"])}
-{bars("Review length (character bins, reference deciles)", reference["length"], current["length"])}
-{bars("Department mix", reference["department"], current["department"])}
-<p>Out-of-vocabulary token share: reference {reference["oov_share"]:.1%}, today {current["oov_share"]:.1%}.</p>
-</body></html>"""
+    distributions = [
+        ("Predicted sentiment (-1 negative, 0 neutral, 1 positive)", "predicted"),
+        ("Review length (character bins, reference deciles)", "length"),
+        ("Department mix", "department"),
+    ]
+    return render("drift_report.html.j2", empty=False, dt=dt, model=model, reference=reference, current=current,
+                  result=result, distributions=distributions)  # fmt: skip
 
 
 def champion_reference(lake, champion: dict) -> dict:
@@ -151,14 +136,12 @@ def champion_reference(lake, champion: dict) -> dict:
     return profile
 
 
-def drift_report(lake, dt: str, settings=None) -> dict:
+def drift_report(lake, dt: str, settings: Settings) -> dict:
     """reports/drift/dt=<dt>/drift_report.json + .html: the day's scored reviews vs the champion's reference."""
-    from reviewflow.config import get_settings
     from reviewflow.scoring.score import review_texts
     from reviewflow.storage.lake import read_parquet, replace_partition
     from reviewflow.training.registry import champion as current_champion
 
-    settings = settings or get_settings()
     champion = current_champion(lake)
     prefix = dt_prefix(layout.DRIFT_REPORTS, dt)
     if champion is None or not lake.list(dt_prefix(layout.PREDICTIONS, dt)):
@@ -185,7 +168,7 @@ def drift_report(lake, dt: str, settings=None) -> dict:
     current = profile_of(
         pd.Series(review_texts(day), dtype=object), day["sentiment_pred"], day["department_name"], reference
     )
-    result = compare(reference, current, settings.drift_psi_threshold)
+    result = compare(reference, current, settings.drift_psi_threshold, settings.drift_oov_threshold)
     report = {"dt": dt, "model": model, "reference_rows": reference["rows"], "current": current, **result}
     for alert in result["alerts"]:
         log.warning(
@@ -208,10 +191,9 @@ def no_reviews_message(dt: str) -> str:
 
 
 def render_empty_html(dt: str, model: str) -> str:
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Drift {dt}</title><style>
-body{{font-family:sans-serif;margin:2em;max-width:60em}}</style></head><body><h1>Drift report {dt}</h1>
-<p>Champion: {html.escape(model)}; rows scored: 0.</p><p><strong>{html.escape(no_reviews_message(dt))}.</strong></p>
-</body></html>"""
+    from reviewflow.reports.render import render
+
+    return render("drift_report.html.j2", empty=True, dt=dt, model=model, message=no_reviews_message(dt))
 
 
 def write_empty_report(lake, dt: str, model: str) -> dict:

@@ -16,11 +16,15 @@ import hashlib
 import io
 import logging
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from reviewflow import contract, layout
 from reviewflow.storage.lake import Lake, read_parquet, write_json
+
+if TYPE_CHECKING:
+    from reviewflow.storage.sql import SqlEngine
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +72,10 @@ def read_labels(lake: Lake) -> pd.DataFrame | None:
     return labels
 
 
-def query_curated(dt: str, engine=None, settings=None) -> pd.DataFrame:
+def query_curated(dt: str, engine: SqlEngine) -> pd.DataFrame:
     """Curated rows with dt <= ``dt`` through the SQL seam (DuckDB locally, Athena on AWS)."""
-    from reviewflow.storage.sql import get_engine, render_sql
+    from reviewflow.storage.sql import render_sql
 
-    engine = engine or get_engine(settings)
     sql = render_sql("training_data", database=engine.database, table=layout.CURATED_TABLE)
     return engine.query(sql, [dt])
 
@@ -117,13 +120,15 @@ def snapshot(frame: pd.DataFrame, dt: str, data: bytes) -> dict:
     }
 
 
-def build_dataset(lake: Lake, dt: str, engine=None, curated: pd.DataFrame | None = None) -> dict:
+def build_dataset(lake: Lake, dt: str, engine: SqlEngine | None, curated: pd.DataFrame | None = None) -> dict:
     """Write ``models/datasets/dt=<dt>/dataset.parquet`` + its snapshot; return the summary.
 
-    ``curated`` skips the SQL query (benchmarks, tests); by default the curated table is
-    queried through the SQL seam. Rerunning a date rewrites both files.
+    ``curated`` skips the SQL query (benchmarks, tests; ``engine`` may then be None); otherwise
+    the curated table is queried through ``engine``, the SQL seam. Rerunning a date rewrites both files.
     """
     if curated is None:
+        if engine is None:
+            raise ValueError("build_dataset needs the SQL engine (or the curated rows)")
         curated = query_curated(dt, engine)
     if curated.empty:
         raise EmptyDatasetError(f"no curated reviews with dt <= {dt}: run reviews_ingest first")

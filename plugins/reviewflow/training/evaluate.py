@@ -17,28 +17,26 @@ probabilities) joined with the dataset's facet columns. Output: a JSON-able dict
   - RD = recall_a - recall_d, recall = TP / (TP + FN) of the label value in each group
     (null with a reason when a group has no true instance of the label value).
 
-``render_report`` turns an evaluation (and optionally the comparison with the champion and the
-gate's decision) into a self-contained HTML page with plots (inline PNG), written by
-``write_report`` to ``reports/models/<model>/<version>/report.html``.
+The HTML model report of an evaluation (``render_report``, ``write_report``) is in
+reviewflow.training.report.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 
-from reviewflow import contract, layout
+from reviewflow import contract
+from reviewflow.config import Settings
 from reviewflow.contract import CLASS_NAMES, FACETS, LABELS
-from reviewflow.storage.lake import Lake, write_json
 
 BIAS_LABEL_VALUES = (1, -1)
 BIAS_METRICS = ("DPPL", "DI", "AD", "RD")
-MIN_SUPPORT = 30  # facet values with fewer test rows are reported but marked as low support
+# facet values with fewer test rows are reported but marked as low support: the fairness gate's
+# own floor (callers pass settings.fairness_min_support; this is its default)
+MIN_SUPPORT = Settings.fairness_min_support
 
 
 def with_facets(predictions: pd.DataFrame, dataset: pd.DataFrame) -> pd.DataFrame:
@@ -209,167 +207,3 @@ def compare(challenger: dict, champion: dict | None) -> dict | None:
         for r in challenger["facets"] if (r["facet"], r["facet_value"]) in champ_facets
     ]  # fmt: skip
     return {"overall": overall, "facets": facets}
-
-
-# -- the HTML model report ------------------------------------------------------------------
-
-
-def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def confusion_plot(evaluation: dict, title: str) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    matrix = np.asarray(evaluation["confusion_matrix"]["matrix"])
-    fig, ax = plt.subplots(figsize=(4.2, 3.6))
-    image = ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(3), CLASS_NAMES)
-    ax.set_yticks(range(3), CLASS_NAMES)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    limit = matrix.max() / 2 if matrix.size and matrix.max() else 0
-    for i in range(3):
-        for j in range(3):
-            ax.text(
-                j, i, str(matrix[i, j]), ha="center", va="center", color="white" if matrix[i, j] > limit else "black"
-            )
-    fig.colorbar(image, ax=ax, fraction=0.046)
-    return _png(fig)
-
-
-def facet_plot(evaluation: dict, champion: dict | None = None) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    facets = [f for f in FACETS if any(r["facet"] == f for r in evaluation["facets"])]
-    sizes = [sum(1 for r in evaluation["facets"] if r["facet"] == f) for f in facets]
-    fig, axes = plt.subplots(len(facets), 1, figsize=(7.5, 0.32 * sum(sizes) + 1.2 * len(facets)), squeeze=False)
-    champ = {(r["facet"], r["facet_value"]): r["macro_f1"] for r in (champion or {}).get("facets", [])}
-    for ax, facet in zip(axes[:, 0], facets, strict=True):
-        rows = [r for r in evaluation["facets"] if r["facet"] == facet]
-        y = np.arange(len(rows))
-        height = 0.4 if champ else 0.7
-        colors = ["#4c72b0" if r["enough_support"] else "#b8c4d6" for r in rows]
-        ax.barh(y, [r["macro_f1"] for r in rows], height=height, color=colors, label="this model")
-        if champ:
-            ax.barh(y + height, [champ.get((facet, r["facet_value"]), 0) for r in rows], height=height,
-                    color="#dd8452", label="champion")  # fmt: skip
-        ax.axvline(evaluation["macro_f1"], color="black", linestyle="--", linewidth=1, label="overall macro-F1")
-        ax.set_yticks(y + (height / 2 if champ else 0), [f"{r['facet_value']} (n={r['n']})" for r in rows], fontsize=8)
-        ax.set_xlim(0, 1)
-        ax.invert_yaxis()  # first value on top
-        ax.set_title(f"macro-F1 by {facet} (pale: fewer than {evaluation['min_support']} rows)", fontsize=9)
-    axes[0, 0].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    return _png(fig)
-
-
-def _fmt(value, digits: int = 4) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return html.escape(str(value))
-
-
-def render_report(
-    evaluation: dict,
-    model_name: str,
-    version: str,
-    info: dict | None = None,
-    champion: dict | None = None,
-    decision: dict | None = None,
-    dppl_threshold: float | None = None,
-) -> str:
-    """A self-contained HTML page: metrics, confusion matrix, facet F1, bias, champion comparison."""
-    info = info or {}
-    per_class = "".join(
-        f"<tr><td>{n}</td><td>{_fmt(v['precision'])}</td><td>{_fmt(v['recall'])}</td><td>{_fmt(v['f1'])}</td>"
-        f"<td>{v['support']}</td></tr>"
-        for n, v in evaluation["per_class"].items()
-    )
-    meta = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{_fmt(v)}</td></tr>" for k, v in info.items())
-    bias_rows = []
-    for r in evaluation["bias"]:
-        if r["metric"] not in ("DPPL", "DI", "AD", "RD"):
-            continue
-        alert = (r["metric"] == "DPPL" and dppl_threshold is not None and r["value"] is not None
-                 and abs(r["value"]) > dppl_threshold)  # fmt: skip
-        bias_rows.append(
-            f"<tr class='{'alert' if alert else ''}'><td>{html.escape(r['facet'])}</td><td>{html.escape(r['facet_value'])}</td>"
-            f"<td>{'positive' if r['label_value'] == 1 else 'negative'}</td><td>{r['metric']}</td><td>{_fmt(r['value'])}</td>"
-            f"<td>{r['n_a']}</td><td>{r['n_d']}</td><td>{html.escape(r.get('reason', ''))}</td></tr>"
-        )
-    comparison_html = ""
-    if champion is not None:
-        cmp_ = compare(evaluation, champion)
-        rows = "".join(
-            f"<tr><td>{k}</td><td>{_fmt(v['challenger'])}</td><td>{_fmt(v['champion'])}</td>"
-            f"<td class='{'up' if v['delta'] > 0 else 'down' if v['delta'] < 0 else ''}'>{v['delta']:+.4f}</td></tr>"
-            for k, v in cmp_["overall"].items()
-        )
-        comparison_html = (
-            "<h2>Challenger vs champion (same test split)</h2>"
-            f"<p>Champion: {html.escape(str(champion.get('model_name', '')))} {html.escape(str(champion.get('version', '')))}, "
-            "re-evaluated on this run's test split.</p>"
-            f"<table><tr><th>metric</th><th>challenger</th><th>champion</th><th>delta</th></tr>{rows}</table>"
-            f"<img src='{confusion_plot(champion, 'champion confusion matrix')}' alt='champion confusion matrix'>"
-        )
-    decision_html = ""
-    if decision is not None:
-        reasons = "".join(f"<li>{html.escape(r)}</li>" for r in decision.get("reasons", []))
-        verdict = "PROMOTE" if decision.get("promote") else "KEEP CHAMPION"
-        decision_html = f"<h2>Gate decision: {verdict}</h2><ul>{reasons}</ul>"
-    title = f"Model report: {model_name} {version}"
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>
-body{{font-family:sans-serif;margin:2em;max-width:70em}} table{{border-collapse:collapse;margin-bottom:1em}}
-td,th{{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:left}} .alert{{background:#fdd}}
-.up{{color:#1a7f37}} .down{{color:#c62828}} img{{margin:.5em 1em .5em 0;vertical-align:top}} .big{{font-size:1.4em}}
-</style></head><body><h1>{html.escape(title)}</h1>
-<p class="big">Test macro-F1 <b>{evaluation["macro_f1"]:.4f}</b> · accuracy {evaluation["accuracy"]:.4f} · {evaluation["n"]} test reviews</p>
-<table>{meta}</table>
-{decision_html}
-<h2>Per class</h2><table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>{per_class}</table>
-<img src="{confusion_plot(evaluation, "confusion matrix (test)")}" alt="confusion matrix">
-{comparison_html}
-<h2>Quality by facet</h2>
-<img src="{facet_plot(evaluation, champion)}" alt="macro-F1 by facet">
-<h2>Post-training bias (SageMaker Clarify definitions)</h2>
-<p>Facet value = group d, all other rows = group a; label value of interest positive and negative.
-DPPL = q̂<sub>a</sub> − q̂<sub>d</sub> (predicted share of the label value), DI = q̂<sub>d</sub> / q̂<sub>a</sub>,
-AD = accuracy<sub>a</sub> − accuracy<sub>d</sub> and RD = recall<sub>a</sub> − recall<sub>d</sub> of the binarised
-label value.{f" Rows with |DPPL| above {dppl_threshold} are highlighted." if dppl_threshold is not None else ""}</p>
-<table><tr><th>facet</th><th>value (d)</th><th>label value</th><th>metric</th><th>value</th><th>n_a</th><th>n_d</th><th>note</th></tr>
-{"".join(bias_rows)}</table>
-<p><small>Generated {datetime.now(UTC).isoformat(timespec="seconds")} by reviewflow.</small></p></body></html>"""
-
-
-def write_report(
-    lake: Lake,
-    model_name: str,
-    version: str,
-    evaluation: dict,
-    info: dict | None = None,
-    champion: dict | None = None,
-    decision: dict | None = None,
-    dppl_threshold: float | None = None,
-) -> str:
-    """Write ``report.html`` and ``evaluation.json`` under reports/models/<model>/<version>/."""
-    prefix = layout.model_report_prefix(model_name, version)
-    page = render_report(evaluation, model_name, version, info, champion, decision, dppl_threshold)
-    uri = lake.write_bytes(prefix + "report.html", page.encode())
-    write_json(lake, prefix + "evaluation.json", {"model_name": model_name, "version": version, **evaluation,
-                                                  "champion": champion, "decision": decision})  # fmt: skip
-    return uri

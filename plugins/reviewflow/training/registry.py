@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from reviewflow import layout
 from reviewflow.config import PROJECT_ROOT
 from reviewflow.layout import decision_key, model_prefix
-from reviewflow.storage.lake import Lake, get_lake, read_json, write_json
+from reviewflow.storage.lake import Lake, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +133,8 @@ def versions(lake: Lake, model_name: str | None = None) -> list[dict]:
     return sorted(entries, key=lambda e: (e.get("registered_at", ""), e["version"]))
 
 
-def champion(lake: Lake | None = None) -> dict | None:
+def champion(lake: Lake) -> dict | None:
     """The champion alias, or None before the first promotion."""
-    lake = lake or get_lake()
     return read_json(lake, layout.CHAMPION_KEY) if lake.exists(layout.CHAMPION_KEY) else None
 
 

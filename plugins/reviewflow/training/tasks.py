@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from reviewflow import layout
-from reviewflow.config import Settings, get_settings
+from reviewflow.config import Settings
 from reviewflow.layout import model_prefix
 from reviewflow.storage.lake import Lake, read_json, write_json
 from reviewflow.training.gate import choose_challenger, gate
@@ -24,23 +24,23 @@ def run_gate(
     candidates: list[tuple[dict, dict]],
     dataset,
     run_id: str,
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> dict:
     """Choose this run's challenger, re-evaluate the champion on the same test split, decide, record.
 
     Writes the challenger's report again with the champion comparison and the decision, and
     ``models/decisions/<run>.json`` (status ``promote`` or ``refused``; the DAG finalises it).
     """
-    from reviewflow.training.evaluate import evaluate_test_predictions, predict_test_split, write_report
+    from reviewflow.training.evaluate import evaluate_test_predictions, predict_test_split
+    from reviewflow.training.report import write_report
 
-    settings = settings or get_settings()
     entry, evaluation, choice = choose_challenger(candidates, settings)
     current = champion(lake)
     champion_eval = None
     if current is not None:
         log.info("re-evaluating champion %s %s on this run's test split", current["model_name"], current["version"])
         predictions = predict_test_split(load_predictor(current), dataset)
-        champion_eval = evaluate_test_predictions(predictions, dataset)
+        champion_eval = evaluate_test_predictions(predictions, dataset, settings.fairness_min_support)
         champion_eval.update({"model_name": current["model_name"], "version": current["version"]})
     decision = gate(entry, evaluation, current, champion_eval, settings)
     trained = {e["model_name"] for e, _ in candidates}
@@ -61,9 +61,7 @@ def run_gate(
     return decision
 
 
-def evaluate_and_register(
-    lake: Lake, model_name: str, version: str, dt: str, run_id: str, settings: Settings | None = None
-) -> dict:
+def evaluate_and_register(lake: Lake, model_name: str, version: str, dt: str, run_id: str, settings: Settings) -> dict:
     """Evaluate a freshly trained model dir on the test split, write its report, register it.
 
     Reads ``models/<name>/<version>/`` (test predictions, metrics, params, written by the entry
@@ -71,9 +69,9 @@ def evaluate_and_register(
     report under ``reports/models/<name>/<version>/``. Returns a small summary for XCom.
     """
     from reviewflow.storage.lake import read_parquet
-    from reviewflow.training.evaluate import evaluate_test_predictions, write_report
+    from reviewflow.training.evaluate import evaluate_test_predictions
+    from reviewflow.training.report import write_report
 
-    settings = settings or get_settings()
     prefix = model_prefix(model_name, version)
     dataset = read_parquet(lake, layout.dataset_key(dt))
     metrics = read_json(lake, prefix + "metrics.json")
@@ -83,7 +81,9 @@ def evaluate_and_register(
         if lake.exists(prefix + "model_meta.json")
         else model_name
     )
-    evaluation = evaluate_test_predictions(read_parquet(lake, prefix + "test_predictions.parquet"), dataset)
+    evaluation = evaluate_test_predictions(
+        read_parquet(lake, prefix + "test_predictions.parquet"), dataset, settings.fairness_min_support
+    )
     write_json(lake, prefix + "evaluation.json", evaluation)
     info = {"kind": kind, "run": run_id, "dataset": lake.uri(layout.dataset_key(dt)),
             "validation macro-F1": metrics.get("validation", {}).get("macro_f1"),
