@@ -137,8 +137,8 @@ def summary(start: date, days: int, base_url: str) -> None:
         ("predictions", layout.PREDICTIONS),
         ("drift reports", layout.DRIFT_REPORTS),
     ]:
-        if lake.list(key := f"{zone}/"):
-            print(f"  {label:<44} {lake.uri(key)}")
+        if lake.list(f"{zone}/"):
+            print(f"  {label:<44} {lake.uri(zone + '/')}")
     home = os.environ["AIRFLOW_HOME"]
     print(f"\nAirflow UI: {base_url}  (user admin; password: "
           f"python -c \"import json;print(json.load(open('{home}/simple_auth_manager_passwords.json.generated'))['admin'])\")")  # fmt: skip

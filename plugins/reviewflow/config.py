@@ -112,9 +112,12 @@ def _convert(name: str, raw, kind: type):
             return False
         raise ConfigError(f"{name}={raw!r}: expected true/false (1/0)")
     try:
-        return kind(raw)
+        value = kind(raw)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{name}={raw!r} is not {'an integer' if kind is int else 'a number'}") from exc
+    if kind is int and (isinstance(raw, bool) or (isinstance(raw, float) and raw != value)):
+        raise ConfigError(f"{name}={raw!r} is not an integer")  # JSON 2.7 or true: not silently 2 or 1
+    return value
 
 
 def load_settings(environ: typing.Mapping[str, str] | None = None, overrides: dict | None = None) -> Settings:

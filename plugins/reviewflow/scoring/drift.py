@@ -12,16 +12,13 @@ import logging
 import math
 import re
 from collections import Counter
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from reviewflow import layout
+from reviewflow.config import Settings
 from reviewflow.layout import dt_prefix
-
-if TYPE_CHECKING:
-    from reviewflow.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +84,9 @@ def profile_of(texts: pd.Series, predictions: pd.Series, departments: pd.Series,
     }
 
 
-def compare(reference: dict, current: dict, psi_threshold: float, oov_threshold: float = 0.1) -> dict:
+def compare(
+    reference: dict, current: dict, psi_threshold: float, oov_threshold: float = Settings.drift_oov_threshold
+) -> dict:
     checks = []
     for name in ("predicted", "length", "department"):
         value = psi(reference[name], current[name])
