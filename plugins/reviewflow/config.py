@@ -27,6 +27,8 @@ MODELS_DIR = INCLUDE_DIR / "models"
 CATALOG_BACKENDS = ("duckdb", "glue")
 SQL_BACKENDS = ("duckdb", "athena")
 GPU_BACKENDS = ("local", "celery", "kubernetes", "sagemaker")
+NOTIFIERS = ("", "smtp", "slack", "slack_webhook", "apprise")
+SEVERITIES = ("info", "warning", "critical")
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
@@ -75,6 +77,19 @@ class Settings:
     review_confidence_threshold: float = 0.55
     drift_psi_threshold: float = 0.2
     drift_oov_threshold: float = 0.1  # alert when the out-of-vocabulary share rises by more than this
+    # insights (product-issue alerts; README "How product issues are found")
+    insights_baseline_days: int = 28  # trailing window before D that D is compared with
+    insights_min_reviews: int = 20  # a key needs this many reviews on D to be tested
+    insights_min_baseline_reviews: int = 30  # ... and this many in its baseline window
+    insights_fdr: float = 0.05  # Benjamini-Hochberg false discovery rate across the keys tested per level and day
+    insights_min_share_increase: float = 0.10  # and D's negative share must exceed the baseline's by this much
+    insights_prior_strength: float = 20.0  # pseudo-reviews of the level-wide share shrinking a small baseline
+    # alerts and their digest (one per DAG run) through an Airflow notifier
+    notifier: str = ""  # "" (log + alerts.jsonl only), smtp, slack, slack_webhook or apprise
+    notifier_conn_id: str = ""  # the Airflow connection the notifier uses (provider default when empty)
+    notifier_to: str = ""  # smtp: comma-separated recipients; slack: the channel
+    alert_min_severity: str = "warning"  # info alerts are written to alerts.jsonl but left out of the digest
+    ingest_alert_quarantine_share: float = 0.05  # alert when a date quarantines more than this share of its rows
     # remote GPU backends (docs/aws-deployment.md)
     training_image: str = "reviewflow/trainer:latest"
     k8s_namespace: str = "default"
@@ -94,7 +109,10 @@ class Settings:
 
 # Fields whose environment variable is not REVIEWFLOW_<FIELD>.
 ENV_NAMES = {"review_confidence_threshold": "REVIEWFLOW_REVIEW_CONFIDENCE"}
-CHOICES = {"catalog": CATALOG_BACKENDS, "sql": SQL_BACKENDS, "gpu_backend": GPU_BACKENDS}
+CHOICES = {
+    "catalog": CATALOG_BACKENDS, "sql": SQL_BACKENDS, "gpu_backend": GPU_BACKENDS, "notifier": NOTIFIERS,
+    "alert_min_severity": SEVERITIES,
+}  # fmt: skip
 
 
 def env_name(field_name: str) -> str:

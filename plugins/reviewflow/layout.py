@@ -31,12 +31,17 @@ QUALITY_REPORTS = "reports/quality"  # GX Data Docs
 BIAS_REPORTS = "reports/bias"
 MODEL_REPORTS = "reports/models"
 DRIFT_REPORTS = "reports/drift"
-REPORT_ZONES = (INGEST_REPORTS, QUALITY_REPORTS, BIAS_REPORTS, MODEL_REPORTS, DRIFT_REPORTS)
+INSIGHTS_REPORTS = "reports/insights"
+ALERTS = "reports/alerts"  # alerts.jsonl per date: every kind of alert, one record format
+REPORT_ZONES = (INGEST_REPORTS, QUALITY_REPORTS, BIAS_REPORTS, MODEL_REPORTS, DRIFT_REPORTS, INSIGHTS_REPORTS, ALERTS)
 
 # -- catalog tables ------------------------------------------------------------------------------
 RAW_TABLE = "raw_reviews"
 CURATED_TABLE = "curated_reviews"
 PREDICTIONS_TABLE = "predictions"
+PRODUCT_SENTIMENT_TABLE = "product_sentiment_daily"  # dt x level x key: the day's figures and its test
+PRODUCT_ALERTS_TABLE = "product_alerts"  # one row per product-issue alert
+INSIGHTS = "insights"  # the two tables' partitions: insights/<table>/dt=D/part-0.parquet
 
 # -- file names ----------------------------------------------------------------------------------
 PART = "part-0.parquet"  # one parquet file per curated / predictions partition
@@ -81,6 +86,21 @@ def drift_report_keys(dt: str) -> tuple[str, str]:
     """(json, html) of the drift report of ``dt``."""
     prefix = dt_prefix(DRIFT_REPORTS, dt)
     return prefix + "drift_report.json", prefix + "drift_report.html"
+
+
+def insights_report_keys(dt: str) -> tuple[str, str]:
+    """(json, html) of the insights report of ``dt``."""
+    prefix = dt_prefix(INSIGHTS_REPORTS, dt)
+    return prefix + "insights.json", prefix + "insights.html"
+
+
+def insights_table_prefix(table: str) -> str:
+    return f"{INSIGHTS}/{table}"
+
+
+def alerts_prefix(dt: str) -> str:
+    """``reports/alerts/dt=D/``: ``alerts.jsonl`` (all kinds) and one part per source that wrote alerts for D."""
+    return dt_prefix(ALERTS, dt)
 
 
 def dataset_key(dt: str) -> str:
