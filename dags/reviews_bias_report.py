@@ -7,7 +7,7 @@ from datetime import timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 
 from reviewflow.orchestration.assets import CURATED_REVIEWS
-from reviewflow.orchestration.dag_defaults import DEFAULT_ARGS, fail_fast, start_date
+from reviewflow.orchestration.dag_defaults import DEFAULT_ARGS, alerts_teardown, fail_fast, start_date
 
 DOC = """
 ### Class imbalance and bias report
@@ -26,11 +26,15 @@ distribution and imbalance ratio, and, per facet value and sentiment, the SageMa
 pre-training metrics CI, DPL, KL, JS, LP, TVD, KS and CDDL (undefined values are null with a reason).
 
 Outputs: `reports/bias/dt=D/bias_report.json` and `bias_report.html` (charts, largest disparities
-first). Alerts (|DPL| > `REVIEWFLOW_BIAS_DPL_THRESHOLD`, |CI| > `REVIEWFLOW_BIAS_CI_THRESHOLD`) are
-logged as warnings; with `REVIEWFLOW_BIAS_FAIL_ON_ALERT=1` the task fails after writing the report.
+first). Alerts (|DPL| > `REVIEWFLOW_BIAS_DPL_THRESHOLD`, |CI| > `REVIEWFLOW_BIAS_CI_THRESHOLD`, only for
+facet values with at least `REVIEWFLOW_BIAS_ALERT_MIN_ROWS` rows; ranked, each with its rule) are logged as warnings; with `REVIEWFLOW_BIAS_FAIL_ON_ALERT=1` the task fails after writing the report.
 A date with no curated reviews is reported as such ("no reviews on D" for the partition scope).
 An impossible date (`2025-02-30`), bad settings or unreadable inputs fail at once, without retries.
 Param `cddl_groups` overrides the CDDL strata per facet, e.g. `{"department_name": "division_name"}`.
+
+**alerts** (last, a teardown: it also runs when a task failed, and the run keeps its state) writes this
+run's findings to `reports/alerts/dt=D/reviews_bias_report.jsonl` + `alerts.jsonl` and sends one digest
+through `REVIEWFLOW_NOTIFIER`; a task that fails for good sends its own task-failure alert.
 """
 
 
@@ -85,7 +89,7 @@ def reviews_bias_report():
             groups = context["params"].get("cddl_groups") or None
             return run_bias_report(dt, env.settings, env.lake, env.sql, cddl_groups=groups)
 
-    bias_report.expand(dt=report_dates())
+    bias_report.expand(dt=report_dates()) >> alerts_teardown()
 
 
 reviews_bias_report()

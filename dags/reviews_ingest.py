@@ -8,7 +8,7 @@ from airflow.sdk import dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from reviewflow.orchestration.assets import CURATED_REVIEWS
-from reviewflow.orchestration.dag_defaults import DEFAULT_ARGS, start_date
+from reviewflow.orchestration.dag_defaults import DEFAULT_ARGS, alerts_teardown, start_date
 
 DOC = """
 ### Review ingestion
@@ -24,6 +24,10 @@ For the run's date **D** (its logical date):
    equal rows curated + rows quarantined, or the task fails. Emits the `curated_reviews` asset.
 
 Reruns rewrite exactly D's outputs; backfills (`airflow backfill create`) are safe to repeat.
+
+**alerts** (last, a teardown: it also runs when a task failed, and the run keeps its state) writes this
+run's findings to `reports/alerts/dt=D/reviews_ingest.jsonl` + `alerts.jsonl` and sends one digest
+through `REVIEWFLOW_NOTIFIER`; a task that fails for good sends its own task-failure alert.
 """
 
 
@@ -74,7 +78,7 @@ def reviews_ingest():
             for k in ("dt", "rows_in", "rows_curated", "rows_quarantined", "rows_duplicate", "curated_uri")
         }
 
-    curate(validate.expand(manifest=crawl()))
+    curate(validate.expand(manifest=crawl())) >> alerts_teardown()
 
 
 reviews_ingest()

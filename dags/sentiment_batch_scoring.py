@@ -8,7 +8,7 @@ from airflow.sdk import dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from reviewflow.orchestration.assets import PREDICTIONS
-from reviewflow.orchestration.dag_defaults import DEFAULT_ARGS, fail_fast, gpu_queue, start_date
+from reviewflow.orchestration.dag_defaults import DEFAULT_ARGS, alerts_teardown, fail_fast, gpu_queue, start_date
 
 DOC = """
 ### Nightly batch scoring
@@ -30,6 +30,10 @@ an empty review queue and a drift report that says "no reviews". Bad settings an
 inputs fail the task at once, without retries.
 
 Skips (does not fail) while no champion exists: run `sentiment_training` first.
+
+**alerts** (last, a teardown: it also runs when a task failed, and the run keeps its state) writes this
+run's findings to `reports/alerts/dt=D/sentiment_batch_scoring.jsonl` + `alerts.jsonl` and sends one digest
+through `REVIEWFLOW_NOTIFIER`; a task that fails for good sends its own task-failure alert.
 """
 
 
@@ -125,7 +129,7 @@ def sentiment_batch_scoring():
     labels >> dates
     reference = drift_reference()
     dates >> reference
-    reference >> drift.expand(scored=score.expand(dt=dates))
+    reference >> drift.expand(scored=score.expand(dt=dates)) >> alerts_teardown()
 
 
 sentiment_batch_scoring()

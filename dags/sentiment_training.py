@@ -11,7 +11,7 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 
 from reviewflow.config import get_settings
 from reviewflow.orchestration.assets import CHAMPION_MODEL
-from reviewflow.orchestration.dag_defaults import DEFAULT_ARGS, fail_fast, start_date
+from reviewflow.orchestration.dag_defaults import DEFAULT_ARGS, alerts_teardown, fail_fast, start_date
 from reviewflow.orchestration.gpu_training import gpu_training_task
 
 SETTINGS = get_settings()  # env only at parse time: cheap, no Airflow Variables, no heavy imports
@@ -38,6 +38,10 @@ For the run's date **D** (after `reviews_ingest` has curated D):
 
 An empty latest day (no curated reviews on D) trains on the history up to D. No curated rows at
 all, bad settings or unreadable inputs fail the task at once, without retries.
+
+**alerts** (last, a teardown: it also runs when a task failed, and the run keeps its state) writes this
+run's findings to `reports/alerts/dt=D/sentiment_training.jsonl` + `alerts.jsonl` and sends one digest
+through `REVIEWFLOW_NOTIFIER`; a task that fails for good sends its own task-failure alert.
 """
 
 
@@ -205,6 +209,7 @@ def sentiment_training():
     final = finalize(decision)
     routed >> final
     promoted >> final
+    final >> alerts_teardown()
 
 
 sentiment_training()

@@ -6,7 +6,8 @@ shows in the UI:
    dates are cleared and rerun);
 2. `reviews_bias_report` follows the curated-reviews asset: one report per date;
 3. `sentiment_training` is unpaused: its latest nightly run trains, evaluates and gates;
-4. `sentiment_batch_scoring` is unpaused: its latest nightly run scores every unscored partition.
+4. `sentiment_batch_scoring` is unpaused: its latest nightly run scores every unscored partition;
+5. `review_insights` follows the predictions asset: product-issue alerts and trends per date.
 A second `make run` clears and reruns 3 and 4 (the nightly runs already exist).
 """
 
@@ -44,36 +45,36 @@ def ingest(api: AirflowAPI, start: date, days: int) -> None:
     api.wait_for_dates("reviews_ingest", dates, since=since)
 
 
-def wait_for_bias_reports(api: AirflowAPI, dates: set[str], since: datetime, timeout: float = 1800) -> None:
-    """The asset-triggered bias runs: wait until each date has a report written after `since`.
+def wait_for_reports(
+    api: AirflowAPI, dag_id: str, report_key, dates: set[str], since: datetime, timeout: float = 1800
+) -> None:
+    """The asset-triggered runs of ``dag_id``: wait until each date has a report written after `since`.
 
     A date whose asset event Airflow has not consumed yet (see bias.unreported_dates) is
-    reported by a run triggered with `dt` once no bias run is queued or running.
+    reported by a run triggered with `dt` once no run of the DAG is queued or running.
     """
     lake = get_lake(get_settings().lake)
     deadline, triggered = time.monotonic() + timeout, set()
-    time.sleep(10)  # let the last ingest run's event reach the scheduler
+    time.sleep(10)  # let the last upstream run's event reach the scheduler
     while True:
         fresh = {
             dt for dt in dates
-            if lake.exists(layout.bias_report_keys(dt)[0])
-            and datetime.fromisoformat(read_json(lake, layout.bias_report_keys(dt)[0])["generated_at"]) >= since
+            if lake.exists(report_key(dt))
+            and datetime.fromisoformat(read_json(lake, report_key(dt))["generated_at"]) >= since
         }  # fmt: skip
         if fresh == dates:
-            print(f"reviews_bias_report: {len(dates)} reports written")
+            print(f"{dag_id}: {len(dates)} reports written")
             return
-        runs = [r for r in api.runs("reviews_bias_report") if (r.get("queued_at") or "") >= since.isoformat()]
+        runs = [r for r in api.runs(dag_id) if (r.get("queued_at") or "") >= since.isoformat()]
         if failed := [r["dag_run_id"] for r in runs if r["state"] == "failed"]:
-            raise RuntimeError(f"reviews_bias_report: run(s) failed: {failed} (task logs in the UI)")
-        active = api.queued_asset_events("reviews_bias_report") or [
-            r for r in runs if r["state"] in ("queued", "running")
-        ]
+            raise RuntimeError(f"{dag_id}: run(s) failed: {failed} (task logs in the UI)")
+        active = api.queued_asset_events(dag_id) or [r for r in runs if r["state"] in ("queued", "running")]
         for dt in sorted(dates - fresh - triggered) if not active else []:
-            api.trigger("reviews_bias_report", conf={"dt": dt})
+            api.trigger(dag_id, conf={"dt": dt})
             triggered.add(dt)
-            print(f"reviews_bias_report: triggered for {dt} (its asset event is still queued in Airflow)")
+            print(f"{dag_id}: triggered for {dt} (its asset event is still queued in Airflow)")
         if time.monotonic() > deadline:
-            raise TimeoutError(f"reviews_bias_report: no fresh report for {sorted(dates - fresh)} in {timeout}s")
+            raise TimeoutError(f"{dag_id}: no fresh report for {sorted(dates - fresh)} in {timeout}s")
         time.sleep(5)
 
 
@@ -136,9 +137,12 @@ def summary(start: date, days: int, base_url: str) -> None:
         ("model reports", layout.MODEL_REPORTS),
         ("predictions", layout.PREDICTIONS),
         ("drift reports", layout.DRIFT_REPORTS),
+        ("insights reports (product issues, trends)", layout.INSIGHTS_REPORTS),
+        ("alerts (every kind, one JSON line each)", layout.ALERTS),
     ]:
         if lake.list(f"{zone}/"):
             print(f"  {label:<44} {lake.uri(zone + '/')}")
+    product_alerts_headline(lake, last)
     home = os.environ["AIRFLOW_HOME"]
     print(f"\nAirflow UI: {base_url}  (user admin; password: "
           f"python -c \"import json;print(json.load(open('{home}/simple_auth_manager_passwords.json.generated'))['admin'])\")")  # fmt: skip
@@ -177,6 +181,24 @@ def champion_headline(lake) -> None:
         print(f"  last decision: {last['status']}: " + "; ".join(last.get("reasons", [])[:3]))
 
 
+def product_alerts_headline(lake, dt: str, top: int = 5) -> None:
+    """The summary's last word: today's product alerts, with their complaint terms, and where the report is."""
+    key, html = layout.insights_report_keys(dt)
+    if not lake.exists(key):
+        print(f"\nToday's product alerts ({dt}): no insights report yet")
+        return
+    report = read_json(lake, key)
+    alerts = report["alerts"]
+    print(f"\nToday's product alerts ({dt}): {len(alerts)} ({report['tested']} products/classes/departments "
+          f"tested, {report['skipped']} skipped for too few reviews)")  # fmt: skip
+    for a in alerts[:top]:
+        print(f"  - {a['label']}: {a['negative_share']:.0%} negative vs {a['baseline_negative_share']:.0%} baseline "
+              f"(q={a['q_value']:.2g}); complaints: {', '.join(a['terms'][:5]) or '(no term stands out)'}")  # fmt: skip
+    if len(alerts) > top:
+        print(f"  ... and {len(alerts) - top} more")
+    print(f"  insights report: {lake.uri(html)}")
+
+
 def prediction_line(lake, dt: str) -> str:
     key = layout.predictions_key(dt)
     if not lake.exists(key):
@@ -202,12 +224,15 @@ def main() -> None:
     started = datetime.now(UTC).replace(microsecond=0)
     dates = {(start + timedelta(days=i)).isoformat() for i in range(args.days)}
     # Unpaused first: asset events only queue runs of DAGs that are not paused.
-    api.wait_for_dag("reviews_bias_report")
-    api.set_paused("reviews_bias_report", False)
+    for dag_id in ("reviews_bias_report", "review_insights"):
+        api.wait_for_dag(dag_id)
+        api.set_paused(dag_id, False)
     ingest(api, start, args.days)
-    wait_for_bias_reports(api, dates, started)
+    wait_for_reports(api, "reviews_bias_report", lambda dt: layout.bias_report_keys(dt)[0], dates, started)
     run_nightly(api, "sentiment_training")
+    scored = datetime.now(UTC).replace(microsecond=0)
     run_nightly(api, "sentiment_batch_scoring")
+    wait_for_reports(api, "review_insights", lambda dt: layout.insights_report_keys(dt)[0], dates, scored)
     summary(start, args.days, base_url)
     Path(os.environ["AIRFLOW_HOME"], "last_run.json").write_text(json.dumps({"start": args.start, "days": args.days}))
 

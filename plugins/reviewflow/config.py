@@ -83,7 +83,7 @@ class Settings:
     insights_min_baseline_reviews: int = 30  # ... and this many in its baseline window
     insights_fdr: float = 0.05  # Benjamini-Hochberg false discovery rate across the keys tested per level and day
     insights_min_share_increase: float = 0.10  # and D's negative share must exceed the baseline's by this much
-    insights_prior_strength: float = 20.0  # pseudo-reviews of the level-wide share shrinking a small baseline
+    insights_prior_strength: float = 5.0  # pseudo-reviews of the level-wide share shrinking a small baseline
     # alerts and their digest (one per DAG run) through an Airflow notifier
     notifier: str = ""  # "" (log + alerts.jsonl only), smtp, slack, slack_webhook or apprise
     notifier_conn_id: str = ""  # the Airflow connection the notifier uses (provider default when empty)

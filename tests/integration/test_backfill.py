@@ -12,19 +12,20 @@ import hashlib
 import os
 import socket
 import subprocess
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pytest
 
 from reviewflow.config import PROJECT_ROOT, get_settings
-from reviewflow.layout import model_prefix
+from reviewflow.layout import insights_report_keys, model_prefix
 from reviewflow.storage.lake import LocalLake, read_parquet
 from reviewflow.storage.sql import get_engine
 from reviewflow.training.registry import get_version, promote
 from reviewflow.training.tasks import evaluate_and_register
 from tools import sample_data
 from tools.airflow_api import AirflowAPI
+from tools.run_pipeline import wait_for_reports
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.services]
 START, DAYS = date(2024, 1, 1), 30
@@ -121,9 +122,14 @@ def test_scoring_backfill_twice_is_idempotent(airflow_stack, monkeypatch):
     champion = make_champion(lake, end.isoformat())
     api.wait_for_dag("sentiment_batch_scoring")
     api.set_paused("sentiment_batch_scoring", False)
+    api.wait_for_dag("review_insights")
+    api.set_paused("review_insights", False)  # follows the predictions asset the backfill runs emit
+    started = datetime.now(UTC).replace(microsecond=0)
 
     api.backfill("sentiment_batch_scoring", first_day.isoformat(), end.isoformat(), reprocess="none")
     runs = api.wait_for_dates("sentiment_batch_scoring", set(dates), timeout=1500)
+    # every backfilled date gets its insights through the asset chain (events or the catch-up of unreported dates)
+    wait_for_reports(api, "review_insights", lambda dt: insights_report_keys(dt)[0], set(dates), started, timeout=900)
     first = predictions_fingerprint(lake, dates)
     for dt in dates:
         frame = read_parquet(lake, f"predictions/dt={dt}/part-0.parquet")

@@ -35,6 +35,14 @@ def predictions(lake: LocalLake) -> dict[str, pd.DataFrame]:
     return {dt: read_parquet(lake, f"predictions/dt={dt}/part-0.parquet") for dt in DAYS}
 
 
+def counts_by_product(predictions: pd.DataFrame, lake: LocalLake) -> dict[str, int]:
+    """Reviews per product on a day, counted from the parquet files (not through the insights SQL)."""
+    dt = predictions["dt"].iloc[0]
+    curated = read_parquet(lake, f"curated/reviews/dt={dt}/part-0.parquet")
+    joined = predictions.merge(curated[["review_id", "clothing_id"]], on="review_id")
+    return {str(k): int(v) for k, v in joined["clothing_id"].value_counts().items()}
+
+
 def test_whole_chain_over_three_days_and_an_identical_rerun(airflow_db, lake_root):
     sample_data.write_landing(lake_root, days=3, rows_per_day=400, start=DAYS[0], seed=11, dirty_share=0.03)
     lake = LocalLake(lake_root)
@@ -75,6 +83,18 @@ def test_whole_chain_over_three_days_and_an_identical_rerun(airflow_db, lake_roo
 
     counts = DuckDBEngine(lake_root).query("SELECT dt, count(*) AS n FROM reviews.predictions GROUP BY dt ORDER BY dt")
     assert counts["dt"].tolist() == DAYS and counts["n"].tolist() == [len(first[dt]) for dt in DAYS]
+
+    # the predictions' consumer: insights for the last day (3 x 400 rows: most keys are too small to test)
+    run_dag("review_insights", DAYS[-1])
+    insights = read_json(lake, f"reports/insights/dt={DAYS[-1]}/insights.json")
+    products = counts_by_product(first[DAYS[-1]], lake)
+    assert insights["by_level"]["product"]["keys"] == len(products)  # every product of the day, counted once
+    assert insights["tested"] + insights["skipped"] == sum(v["keys"] for v in insights["by_level"].values())
+    assert lake.exists(f"reports/insights/dt={DAYS[-1]}/insights.html")
+    daily = DuckDBEngine(lake_root).query(
+        "SELECT level, key, reviews FROM reviews.product_sentiment_daily WHERE dt = ? AND level = 'product'", [DAYS[-1]]
+    )
+    assert dict(zip(daily["key"], daily["reviews"], strict=True)) == products
 
     # a rerun rewrites the date with the same predictions (only the scoring time differs)
     run_dag("sentiment_batch_scoring", DAYS[-1])

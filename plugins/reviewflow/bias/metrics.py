@@ -228,20 +228,38 @@ def _record(base: dict[str, Any], metric: str, value: float | None, reason: str 
     return record
 
 
+def _alert_rule(rec: dict[str, Any], threshold: float, min_rows: int) -> str:
+    """Why an alert fired, in plain words."""
+    where = f"{rec['facet']}={rec['facet_value']!r}"
+    value, n_d, n_a = rec["value"], rec["n_d"], rec["n_a"]
+    floor = f"; facet values need at least {min_rows:,} rows to alert" if min_rows else ""
+    if rec["metric"] == "CI":
+        share = n_d / (n_a + n_d) if n_a + n_d else 0.0
+        return (f"{where} has {n_d:,} of the {n_a + n_d:,} rows in scope ({100 * share:.1f}%): "
+                f"|CI| {abs(value):.3f} > {threshold}{floor}")  # fmt: skip
+    name = contract.LABEL_NAMES.get(rec["label_value"], str(rec["label_value"]))
+    direction = "lower" if value > 0 else "higher"  # DPL = q_a - q_d
+    return (f"the {name} share of {where} ({n_d:,} rows) is {100 * abs(value):.1f} points {direction} than "
+            f"in the rest ({n_a:,} rows): |DPL| {abs(value):.3f} > {threshold}{floor}")  # fmt: skip
+
+
 def find_alerts(
     metrics: list[dict[str, Any]], dpl_threshold: float, ci_threshold: float, min_rows: int = 0
 ) -> list[dict[str, Any]]:
-    """|DPL| > dpl_threshold (per label) or |CI| > ci_threshold (once per facet value).
+    """|DPL| > dpl_threshold (per label) or |CI| > ci_threshold (once per facet value), ranked.
 
-    DPL of a facet value with fewer than ``min_rows`` rows (n_d) is noise, not an alert; its
-    record stays in the report. CI alerts are exactly about such small facet values, so they stay.
+    A facet value with fewer than ``min_rows`` rows (n_d) raises no alert of either metric: its
+    DPL is noise, and a CI alert for every tiny class (a 6,000-row report has dozens) buries the
+    few that matter. Its records stay in the report. Each alert says its ``rule`` in plain words
+    and has a ``rank``: how far past its threshold it is (|value| / threshold); alerts are
+    ordered cumulative scope first, then by rank.
     """
     alerts, seen_ci = [], set()
     for rec in metrics:
         value = rec["value"]
         if value is None or rec["metric"] not in ("DPL", "CI"):
             continue
-        if rec["metric"] == "DPL" and rec["n_d"] < min_rows:
+        if rec["n_d"] < min_rows:
             continue
         threshold = dpl_threshold if rec["metric"] == "DPL" else ci_threshold
         if abs(value) <= threshold:
@@ -258,9 +276,10 @@ def find_alerts(
         alerts.append({
             "scope": rec["scope"], "facet": rec["facet"], "facet_value": rec["facet_value"], "label_value": label,
             "metric": rec["metric"], "value": value, "threshold": threshold, "n_a": rec["n_a"], "n_d": rec["n_d"],
+            "rank": abs(value) / threshold if threshold else abs(value), "rule": _alert_rule(rec, threshold, min_rows),
             "message": f"{where}: {what} (|{rec['metric']}| > {threshold}; n_d={rec['n_d']}, n_a={rec['n_a']})",
         })  # fmt: skip
-    alerts.sort(key=lambda a: (a["scope"] != "cumulative", -abs(a["value"])))
+    alerts.sort(key=lambda a: (a["scope"] != "cumulative", -a["rank"]))
     return alerts
 
 

@@ -6,10 +6,28 @@ import os
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+
+def on_task_failure(context) -> None:
+    """on_failure_callback: record a ``task_failure`` alert for the run's date and send its digest.
+
+    Never raises: a broken notifier or lake must not mask the task's own error (logged, swallowed).
+    Everything heavy is imported here, when a task has failed, never at DAG parse time.
+    """
+    try:
+        from reviewflow.alerts.tasks import report_task_failure
+
+        report_task_failure(context)
+    except Exception:  # noqa: BLE001 - see the docstring
+        import logging
+
+        logging.getLogger(__name__).exception("reviewflow: could not record or send the task-failure alert")
+
+
 DEFAULT_ARGS = {
     "owner": "reviewflow",
     "retries": 1,
     "retry_delay": timedelta(minutes=1),
+    "on_failure_callback": on_task_failure,  # after the last try only (retries call on_retry_callback)
 }
 
 
@@ -81,3 +99,22 @@ def fail_fast(what: str = "task"):
         raise AirflowFailException(
             f"{what} failed: {type(exc).__name__}: {exc} (not retried: the same settings and input fail the same way)"
         ) from exc
+
+
+def alerts_teardown():
+    """The last task of a DAG: this run's findings -> reports/alerts/dt=.../ and one digest.
+
+    A teardown, so it runs after a failed task too, and Airflow leaves it out of the run's state
+    (a failed upstream still fails the run). Call it inside the DAG body: ``work >> alerts_teardown()``.
+    """
+    from airflow.sdk import get_current_context, task
+
+    @task(task_id="alerts", multiple_outputs=False)
+    def alerts() -> dict:
+        from reviewflow.alerts.tasks import publish_run_alerts
+        from reviewflow.orchestration.runtime import task_env
+
+        env = task_env()
+        return publish_run_alerts(env.lake, env.settings, get_current_context())
+
+    return alerts().as_teardown()

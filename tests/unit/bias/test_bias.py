@@ -354,8 +354,35 @@ def test_alerts(counts):
     assert ("cumulative", "class_name", "Blouses", 1) not in {
         (a["scope"], a["facet"], a["facet_value"], a["label_value"]) for a in quiet if a["metric"] == "DPL"
     }
-    assert all(a["n_d"] >= 3 for a in quiet if a["metric"] == "DPL")
-    assert [a for a in quiet if a["metric"] == "CI"] == ci  # CI alerts are about small facet values: kept
+    assert all(a["n_d"] >= 3 for a in quiet)  # DPL and CI alike
+    # Alerts are ranked (cumulative first, then how far past the threshold) and say their rule in words.
+    cumulative = [a for a in alerts if a["scope"] == "cumulative"]
+    assert alerts[: len(cumulative)] == cumulative
+    assert [a["rank"] for a in cumulative] == sorted((a["rank"] for a in cumulative), reverse=True)
+    blouses = next(a for a in alerts if (a["scope"], a["facet_value"], a["label_value"], a["metric"]) ==
+                   ("cumulative", "Blouses", 1, "DPL"))  # fmt: skip
+    assert blouses["rank"] == pytest.approx(0.75 / 0.5)
+    assert blouses["rule"] == (
+        "the positive share of class_name='Blouses' (2 rows) is 75.0 points lower than in the rest (8 rows): "
+        "|DPL| 0.750 > 0.5"
+    )
+    assert trend[0]["rule"] == "department_name='Trend' has 1 of the 10 rows in scope (10.0%): |CI| 0.800 > 0.75"
+
+
+def test_small_facet_values_raise_no_alert_of_any_metric(counts):
+    """min_rows applies to CI too: a facet value with n_d below it raises no alert; its records stay."""
+    loud = bias.build_report(counts, D, dpl_threshold=0.5, ci_threshold=0.75)
+    quiet = bias.build_report(counts, D, dpl_threshold=0.5, ci_threshold=0.75, alert_min_rows=3)
+    small_ci = [a for a in loud["alerts"] if a["metric"] == "CI" and a["n_d"] < 3]
+    assert small_ci  # e.g. Trend (1 row): CI = 0.8 > 0.75 without the floor
+    assert [a for a in quiet["alerts"] if a["n_d"] < 3] == []
+    assert [a for a in quiet["alerts"] if a["metric"] == "CI"] == [a | {"rule": a["rule"] + "; facet values need "
+        "at least 3 rows to alert"} for a in loud["alerts"] if a["metric"] == "CI" and a["n_d"] >= 3]  # fmt: skip
+    assert quiet["metrics"] == loud["metrics"]  # the small groups' records stay in the report
+    trend = [
+        m for m in quiet["metrics"] if (m["scope"], m["facet_value"], m["metric"]) == ("cumulative", "Trend", "CI")
+    ]
+    assert trend and all(m["value"] == pytest.approx(0.8) for m in trend)
 
 
 # -- the report date -------------------------------------------------------------------------
