@@ -13,6 +13,7 @@ $(STAMP): requirements.txt constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements.txt -c constraints.txt
+	$(VENV)/bin/python scripts/fetch_ui_assets.py || echo "warning: UI assets not fetched (npm); Data Docs render unstyled in the UI"
 	touch $(STAMP)
 
 venv: $(STAMP)
