@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 DAYS ?= 3
 ROWS ?= 2000
 DATA ?=
+PLANT ?= 0
 
 .PHONY: run test test-fast lint stop venv bench clean
 
@@ -19,7 +20,7 @@ $(STAMP): requirements.txt constraints.txt
 venv: $(STAMP)
 
 run: $(STAMP)
-	DAYS=$(DAYS) ROWS=$(ROWS) DATA="$(DATA)" bash scripts/run.sh
+	DAYS=$(DAYS) ROWS=$(ROWS) DATA="$(DATA)" PLANT=$(PLANT) bash scripts/run.sh
 
 stop:
 	bash scripts/stop.sh

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 DAYS="${DAYS:-3}"
 ROWS="${ROWS:-2000}"
 DATA="${DATA:-}"
+PLANT="${PLANT:-0}"  # 1: plant one product incident in DATA (tools/sample_data.py load --plant-incident)
 
 # The sample covers DAYS days ending with the day the nightly DAGs' latest run (03:00 UTC
 # scoring) is for: yesterday, or the day before when it is not 03:00 UTC yet. Ingest's catchup
@@ -21,10 +22,12 @@ export REVIEWFLOW_BERT_MAX_TRAIN_SAMPLES="${REVIEWFLOW_BERT_MAX_TRAIN_SAMPLES:-1
 export REVIEWFLOW_BERT_EPOCHS="${REVIEWFLOW_BERT_EPOCHS:-1}"
 
 if [ -n "$DATA" ]; then
-  python -m tools.sample_data load --csv "$DATA" --lake "$REVIEWFLOW_LAKE" --days "$DAYS" --start "$START"
+  PLANT_ARGS=()
+  if [ "$PLANT" = "1" ]; then PLANT_ARGS=(--plant-incident --truth "$AIRFLOW_HOME/planted_truth.json"); fi
+  python -m tools.sample_data load --csv "$DATA" --lake "$REVIEWFLOW_LAKE" --days "$DAYS" --start "$START" "${PLANT_ARGS[@]}"
 else
   python -m tools.sample_data generate --lake "$REVIEWFLOW_LAKE" --days "$DAYS" \
-    --rows-per-day "$ROWS" --start "$START" --dirty-share 0.02
+    --rows-per-day "$ROWS" --start "$START" --dirty-share 0.02 --truth "$AIRFLOW_HOME/planted_truth.json"
 fi
 
 bash scripts/start_airflow.sh

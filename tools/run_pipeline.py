@@ -197,6 +197,23 @@ def product_alerts_headline(lake, dt: str, top: int = 5) -> None:
     if len(alerts) > top:
         print(f"  ... and {len(alerts) - top} more")
     print(f"  insights report: {lake.uri(html)}")
+    planted_check(lake, Path(os.environ["AIRFLOW_HOME"]) / "planted_truth.json")
+
+
+def planted_check(lake, truth_path: Path) -> None:
+    """Ground truth of the demo: the incidents the generator planted, and the dates the insights flagged them."""
+    if not truth_path.exists():
+        return
+    for incident in json.loads(truth_path.read_text()).get("incidents") or []:
+        product = str(incident["clothing_id"])
+        flagged = [
+            dt for dt in incident["dates"]
+            if lake.exists(layout.insights_report_keys(dt)[0])
+            and any(a["level"] == "product" and a["key"] == product
+                    for a in read_json(lake, layout.insights_report_keys(dt)[0])["alerts"])
+        ]  # fmt: skip
+        print(f"  planted (ground truth): product {product} ({incident['class_name']}, '{incident['complaint']}') on "
+              f"{', '.join(incident['dates'])}; flagged on {len(flagged)} of {len(incident['dates'])} day(s)")  # fmt: skip
 
 
 def prediction_line(lake, dt: str) -> str:
