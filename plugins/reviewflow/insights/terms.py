@@ -64,7 +64,10 @@ def count_terms(texts: Iterable[str], stop: frozenset[str] | None = None) -> tup
 
 
 def weighted_log_odds(
-    focus: Iterable[str], reference: Iterable[str], top: int = 8, min_count: int = MIN_REVIEWS_WITH_TERM,
+    focus: Iterable[str],
+    reference: Iterable[str],
+    top: int = 8,
+    min_count: int = MIN_REVIEWS_WITH_TERM,
     prior_scale: float = PRIOR_SCALE,
 ) -> list[dict]:
     """Terms of ``focus`` over-represented against ``reference``: [{term, z, focus_reviews, reference_reviews}]."""
