@@ -61,7 +61,7 @@ class Settings:
     bias_dpl_threshold: float = 0.2
     bias_ci_threshold: float = 0.9
     bias_fail_on_alert: bool = False
-    bias_alert_min_rows: int = 30  # DPL alerts (and the report's "small group" flag) need this many rows
+    bias_alert_min_rows: int = 100  # DPL and CI alerts (and the report's "small group" flag) need this many rows
     # training
     bert_model: str = ""  # default_bert_model()
     bert_max_train_samples: int = 2000
@@ -77,6 +77,9 @@ class Settings:
     review_confidence_threshold: float = 0.55
     drift_psi_threshold: float = 0.2
     drift_oov_threshold: float = 0.1  # alert when the out-of-vocabulary share rises by more than this
+    # realised quality: the champion scored against each date's ratings (human labels win)
+    realised_quality_max_drop: float = 0.05  # decay: the CI's upper bound below test macro-F1 minus this ...
+    realised_quality_decay_days: int = 2  # ... on this many consecutive scored dates
     # insights (product-issue alerts; README "How product issues are found")
     insights_baseline_days: int = 28  # trailing window before D that D is compared with
     insights_min_reviews: int = 20  # a key needs this many reviews on D to be tested

@@ -32,8 +32,12 @@ BIAS_REPORTS = "reports/bias"
 MODEL_REPORTS = "reports/models"
 DRIFT_REPORTS = "reports/drift"
 INSIGHTS_REPORTS = "reports/insights"
+REALISED_QUALITY_REPORTS = "reports/realised_quality"
 ALERTS = "reports/alerts"  # alerts.jsonl per date: every kind of alert, one record format
-REPORT_ZONES = (INGEST_REPORTS, QUALITY_REPORTS, BIAS_REPORTS, MODEL_REPORTS, DRIFT_REPORTS, INSIGHTS_REPORTS, ALERTS)
+REPORT_ZONES = (
+    INGEST_REPORTS, QUALITY_REPORTS, BIAS_REPORTS, MODEL_REPORTS, DRIFT_REPORTS, INSIGHTS_REPORTS, ALERTS,
+    REALISED_QUALITY_REPORTS,
+)  # fmt: skip
 
 # -- catalog tables ------------------------------------------------------------------------------
 RAW_TABLE = "raw_reviews"
@@ -41,6 +45,8 @@ CURATED_TABLE = "curated_reviews"
 PREDICTIONS_TABLE = "predictions"
 PRODUCT_SENTIMENT_TABLE = "product_sentiment_daily"  # dt x level x key: the day's figures and its test
 PRODUCT_ALERTS_TABLE = "product_alerts"  # one row per product-issue alert
+REALISED_QUALITY_TABLE = "realised_quality"  # dt x model: the champion's macro-F1 on each scored date
+REALISED_QUALITY = "quality/realised_quality"  # that table's partitions: quality/realised_quality/dt=D/part-0.parquet
 INSIGHTS = "insights"  # the two tables' partitions: insights/<table>/dt=D/part-0.parquet
 
 # -- file names ----------------------------------------------------------------------------------
@@ -92,6 +98,12 @@ def insights_report_keys(dt: str) -> tuple[str, str]:
     """(json, html) of the insights report of ``dt``."""
     prefix = dt_prefix(INSIGHTS_REPORTS, dt)
     return prefix + "insights.json", prefix + "insights.html"
+
+
+def realised_quality_keys(dt: str) -> tuple[str, str]:
+    """(json, html) of the realised-quality report of ``dt``."""
+    prefix = dt_prefix(REALISED_QUALITY_REPORTS, dt)
+    return prefix + "realised_quality.json", prefix + "realised_quality.html"
 
 
 def insights_table_prefix(table: str) -> str:

@@ -30,6 +30,7 @@ ZONE_DAGS = {
     layout.MODEL_REPORTS: "sentiment_training",
     layout.DRIFT_REPORTS: "sentiment_batch_scoring",
     layout.INSIGHTS_REPORTS: "review_insights",
+    layout.REALISED_QUALITY_REPORTS: "sentiment_batch_scoring",
     layout.ALERTS: None,
     layout.REVIEW_QUEUE: "sentiment_batch_scoring",
 }
