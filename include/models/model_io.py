@@ -12,6 +12,8 @@ each entry point puts its own folder on ``sys.path`` before importing it.
   an ``s3://`` URI (the SageMaker input channel and model dir are used when present).
 - ``splits``, ``scores``, ``prediction_frame``: train/validation/test parts, macro-F1 and
   per-class scores, the predictions parquet frame.
+- ``class_proba`` / ``proba_chunk``: a fitted sklearn model's (n, 3) probabilities; ``proba_chunk``
+  is what a scoring worker process runs (it loads the model file once per process).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +136,27 @@ def prediction_frame(part: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
     for i, column in enumerate(PROBA_COLUMNS):
         out[column] = probs[:, i]
     return out
+
+
+# -- scoring (also in worker processes: importable as ``model_io``, no reference to an entry point) --
+
+
+def class_proba(model, x) -> np.ndarray:
+    """(n, 3) probabilities in class order 0/1/2 even if a class was missing from training."""
+    raw = model.predict_proba(x)
+    out = np.zeros((raw.shape[0], 3))
+    for j, cls in enumerate(model.classes_):
+        out[:, int(cls)] = raw[:, j]
+    return out
+
+
+@lru_cache(maxsize=4)
+def load_joblib(path: str):
+    import joblib
+
+    return joblib.load(path)
+
+
+def proba_chunk(model_path: str, texts: list[str]) -> np.ndarray:
+    """``class_proba`` of the model file at ``model_path`` (loaded once per process) for ``texts``."""
+    return class_proba(load_joblib(model_path), texts)
