@@ -7,7 +7,7 @@ from datetime import timedelta
 from airflow.sdk import dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from reviewflow.orchestration.assets import PREDICTIONS
+from reviewflow.orchestration.assets import MODEL_DECAY, PREDICTIONS
 from reviewflow.orchestration.dag_defaults import DEFAULT_ARGS, alerts_teardown, fail_fast, gpu_queue, start_date
 
 DOC = """
@@ -23,7 +23,13 @@ For the run's date **D** (after `reviews_ingest` has curated D):
 4. **drift_reference** computes the champion's reference profile once (cached beside the model);
    **drift** (one per scored date): the date's inputs and predictions against the champion's
    training reference (PSI of predicted labels, text length, department mix; out-of-vocabulary
-   share) into `reports/drift/dt=.../`; alerts are logged as warnings.
+   share) into `reports/drift/dt=.../`, with predicted vs realised (rating) label shares (concept
+   drift); alerts are logged as warnings.
+5. **realised_quality** (every scored date, oldest first): the champion's macro-F1 (with a bootstrap 95% CI),
+   accuracy, per-class and per-facet F1 on the date, the ratings as truth (human labels win), into
+   `reports/realised_quality/dt=.../` and the catalog table `realised_quality`; **model_decay** emits
+   the `model_decay` asset when the CI's upper bound stayed below the test macro-F1 minus
+   `realised_quality_max_drop` for `realised_quality_decay_days` scored dates (skipped otherwise).
 
 A date with no curated reviews is scored as an empty day: an empty (typed) predictions partition,
 an empty review queue and a drift report that says "no reviews". Bad settings and unreadable
@@ -124,12 +130,37 @@ def sentiment_batch_scoring():
         context["outlet_events"][PREDICTIONS].extra = {"dt": scored["dt"], "rows": scored["rows"]}
         return {k: report.get(k) for k in ("dt", "model", "alerts", "uri", "skipped", "message")}
 
+    @task(multiple_outputs=False)
+    def realised_quality(scored: list[dict]) -> list[dict]:
+        """Every scored date, oldest first (one task, not mapped: a date's decay rule reads the dates before it)."""
+        from reviewflow.orchestration.runtime import task_env
+        from reviewflow.scoring.quality import realised_quality_dates
+
+        with fail_fast("realised quality"):  # an empty day: n 0, no alert
+            env = task_env()
+            return realised_quality_dates(env.lake, env.catalog, [s["dt"] for s in scored if s], env.settings)
+
+    @task(multiple_outputs=False, outlets=[MODEL_DECAY])
+    def model_decay(quality: list[dict]) -> dict:
+        """The `model_decay` asset event when a scored date decayed (skipped, so no event, otherwise)."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        decayed = [q for q in quality if q.get("decay")]
+        if not decayed:
+            raise AirflowSkipException("no decay on the scored dates")
+        extra = {**{k: decayed[-1][k] for k in ("dt", "model", "version", "macro_f1")},
+                 "dates": [q["dt"] for q in decayed]}  # fmt: skip
+        get_current_context()["outlet_events"][MODEL_DECAY].extra = extra
+        return extra
+
     labels = collect_labels()
     dates = plan()
     labels >> dates
     reference = drift_reference()
     dates >> reference
-    reference >> drift.expand(scored=score.expand(dt=dates)) >> alerts_teardown()
+    scored = score.expand(dt=dates)
+    decays = model_decay(realised_quality(scored))
+    [reference >> drift.expand(scored=scored), decays] >> alerts_teardown()
 
 
 sentiment_batch_scoring()

@@ -114,3 +114,23 @@ def from_decision(decision: dict, dt: str, uri: str = "") -> list[Alert]:
         rule = ("failed: " + ", ".join(failed)) if failed else "the gate passed but the promote step did not run"
     return [Alert(kind="gate", severity=severity, dt=dt, title=title, rule=rule, detail=" | ".join(reasons)[:2000],
                   uri=uri)]  # fmt: skip
+
+
+def from_realised_quality(report: dict, uri: str = "") -> list[Alert]:
+    """A decayed date (scoring/quality.py's rule) -> one critical alert; any other day -> none."""
+    if not report or not report.get("decay"):
+        return []
+    test, f1 = report.get("test_macro_f1"), report.get("macro_f1")
+    high = report.get("ci_high")
+    rule = report.get("rule") or {}
+    drop = rule.get("max_drop")
+    return [Alert(
+        kind="realised_quality", severity="critical", dt=report["dt"],
+        title=f"model decay: {report.get('model', '?')}:{report.get('version', '?')} realised macro-F1 "
+              f"{f1:.4f} on {report['dt']} (test {test:.4f})",
+        rule=rule.get("text") or "the CI's upper bound below test macro-F1 minus the allowed drop",
+        detail=f"n={report.get('n', 0):,}, 95% CI {report.get('ci_low', 0):.4f}-{high:.4f}; "
+               f"a model_decay asset event was emitted",
+        uri=uri or report.get("uri", ""),
+        rank=(test - (drop or 0) - high) if None not in (test, high) else 0.0,
+    )]  # fmt: skip

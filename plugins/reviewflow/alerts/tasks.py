@@ -5,7 +5,7 @@
     report_task_failure(context) -> dict | None             # on_failure_callback (via dag_defaults)
 
 A run collects only its own findings (the ingest report written by this run, the bias reports of
-this run's dates, this run's gate decision, this run's drift reports), writes them per date under
+this run's dates, this run's gate decision, this run's drift and realised-quality reports), writes them per date under
 its DAG id as the source, and sends one digest for the whole run.
 """
 
@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 from reviewflow import layout
 from reviewflow.alerts.digest import redact, send_digest
 from reviewflow.alerts.record import Alert
-from reviewflow.alerts.sources import from_bias_report, from_decision, from_drift_report, from_ingest_report
+from reviewflow.alerts.sources import (
+    from_bias_report,
+    from_decision,
+    from_drift_report,
+    from_ingest_report,
+    from_realised_quality,
+)
 from reviewflow.alerts.store import write_alerts
 from reviewflow.config import Settings
 
@@ -102,6 +108,15 @@ def drift_alerts(summaries: Iterable[dict | None]) -> dict:
     return out
 
 
+def realised_quality_alerts(summaries: Iterable[dict | None]) -> dict:
+    """dt -> alerts from the realised_quality tasks' results (a decayed date: one critical alert)."""
+    out: dict[str, list[Alert]] = {}
+    for s in summaries:
+        if s and s.get("dt"):
+            out.setdefault(s["dt"], []).extend(from_realised_quality(s))
+    return out
+
+
 def decision_alerts(lake: Lake, dt: str, run_id: str, decision: dict | None = None) -> list[Alert]:
     """The run's final gate decision (finalize's result, else what the gate recorded)."""
     decision = decision or _read_json(lake, layout.decision_key(run_id))
@@ -140,6 +155,8 @@ def publish_run_alerts(lake: Lake, settings: Settings, context: Mapping) -> dict
         by_date = {dt: decision_alerts(lake, dt, run_id, ti.xcom_pull(task_ids="finalize"))}
     elif dag_id == "sentiment_batch_scoring":
         by_date = drift_alerts(_as_list(ti.xcom_pull(task_ids="drift")))
+        for d, found in realised_quality_alerts(_as_list(ti.xcom_pull(task_ids="realised_quality"))).items():
+            by_date.setdefault(d, []).extend(found)
     else:
         raise ValueError(f"no alert collector for DAG {dag_id!r}")
     by_date = {d: a for d, a in by_date.items() if d}

@@ -98,6 +98,17 @@ def compare(
     return {"checks": checks, "alerts": [c for c in checks if c["alert"]]}
 
 
+def concept_shares(predicted: pd.Series, realised: pd.Series) -> dict:
+    """Concept drift, measurable because ratings arrive with the reviews: predicted vs realised label shares.
+
+    ``realised`` is the rating sentiment (scoring/quality.py also lets human labels win; this is the
+    cheap view). Informational: the alert on the model's quality is realised quality's decay rule.
+    """
+    pred, real = shares(predicted.astype(int), [-1, 0, 1]), shares(realised.dropna().astype(int), [-1, 0, 1])
+    return {"predicted": pred, "realised": real, "psi": round(psi(real, pred), 4),
+            "gap": {k: round(pred[k] - real[k], 4) for k in pred}}  # fmt: skip
+
+
 def render_html(dt: str, model: str, reference: dict, current: dict, result: dict) -> str:
     """A self-contained page: the checks, then reference vs today for each distribution."""
     from reviewflow.reports.render import render
@@ -155,7 +166,8 @@ def drift_report(lake, dt: str, settings: Settings) -> dict:
     if not lake.exists(curated_key):
         raise FileNotFoundError(f"{lake.uri(curated_key)}: {len(predictions)} predictions for {dt} but no curated file")
     curated = read_parquet(lake, curated_key)
-    day = curated[["review_id", "title", "review_text", "department_name"]].merge(
+    truth = ["sentiment"] if "sentiment" in curated.columns else []
+    day = curated[["review_id", "title", "review_text", "department_name", *truth]].merge(
         predictions[["review_id", "sentiment_pred"]], on="review_id", how="inner"
     )
     if day.empty:
@@ -169,6 +181,8 @@ def drift_report(lake, dt: str, settings: Settings) -> dict:
     )
     result = compare(reference, current, settings.drift_psi_threshold, settings.drift_oov_threshold)
     report = {"dt": dt, "model": model, "reference_rows": reference["rows"], "current": current, **result}
+    if truth:
+        report["concept"] = concept_shares(day["sentiment_pred"], day["sentiment"])
     for alert in result["alerts"]:
         log.warning(
             "DRIFT dt=%s %s: %s %.4f > %s", dt, alert["check"], alert["metric"], alert["value"], alert["threshold"]
