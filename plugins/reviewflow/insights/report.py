@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from reviewflow.insights.trends import MIN_WEEKLY_REVIEWS
+
 MAX_TREND_LINES = 8  # classes drawn in the trend chart (the largest movers first)
 
 
@@ -30,7 +32,11 @@ def _panel(series: dict, dt: str) -> str:
 def _trend_chart(weekly: list[dict], level: str, keys: list[str] | None, title: str) -> str | None:
     from reviewflow.reports.render import figure, png_data_uri
 
-    rows = [r for r in weekly if r["level"] == level and (keys is None or r["key"] in keys)]
+    rows = [
+        r
+        for r in weekly
+        if r["level"] == level and (keys is None or r["key"] in keys) and r["reviews"] >= MIN_WEEKLY_REVIEWS
+    ]  # fmt: skip: a week with a handful of reviews (a partial first week) is noise, not a trend
     weeks = sorted({r["week"] for r in rows})
     if len(weeks) < 2:
         return None

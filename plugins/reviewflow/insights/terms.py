@@ -104,7 +104,10 @@ def _drop_covered(terms: list[dict], share: float = 0.8) -> list[dict]:
 
 
 def examples(frame, terms: list[dict], k: int = 3, chars: int = 160) -> list[dict]:
-    """A few of D's negative reviews that use the top terms most (then the most confidently negative)."""
+    """A few of D's negative reviews that use the top terms most (then the most confidently negative).
+
+    Each is cut to ``chars`` around the first top term it holds (a complaint often comes last).
+    """
     stop = _stop_words()
     wanted = {t["term"] for t in terms}
     scored = []
@@ -114,6 +117,17 @@ def examples(frame, terms: list[dict], k: int = 3, chars: int = 160) -> list[dic
         scored.append((-hits, -float(row.p_negative or 0), str(row.review_id), text))
     scored.sort()
     return [
-        {"review_id": rid, "text": text if len(text) <= chars else text[: chars - 1].rstrip() + "…"}
-        for _, _, rid, text in scored[:k]
+        {"review_id": rid, "text": snippet(text, [t["term"] for t in terms], chars)} for _, _, rid, text in scored[:k]
     ]
+
+
+def snippet(text: str, terms: list[str], chars: int = 160) -> str:
+    """``text`` cut to ``chars`` characters around the first of ``terms`` it contains (else its start)."""
+    if len(text) <= chars:
+        return text
+    lower = text.lower()
+    found = [i for i in (lower.find(t.split()[0]) for t in terms) if i >= 0]
+    start = max(0, min(found) - chars // 3) if found else 0
+    start = min(start, len(text) - chars)
+    cut = text[start : start + chars].strip()
+    return ("…" if start > 0 else "") + cut + ("…" if start + chars < len(text) else "")

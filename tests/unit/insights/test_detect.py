@@ -90,3 +90,13 @@ def test_planted_complaint_terms_rank_first():
     assert "thin fabric" not in terms[:3]
     assert review_terms("Poor quality. The zipper broke", frozenset({"the"})) >= {"zipper broke", "poor quality"}
     assert "quality zipper" not in review_terms("Poor quality. The zipper broke", frozenset({"the"}))
+
+
+def test_an_example_is_cut_around_the_complaint_it_holds():
+    from reviewflow.insights.terms import snippet
+
+    text = "Lovely colour and a flattering cut. " * 8 + "The zipper broke the first time I wore it."
+    cut = snippet(text, ["zipper broke"], chars=80)
+    assert "zipper broke" in cut and cut.startswith("…") and len(cut) <= 82
+    assert snippet("short text", ["zipper"]) == "short text"
+    assert snippet(text, ["button"], chars=40).startswith("Lovely colour")  # no term: the start
