@@ -404,7 +404,7 @@ def test_ingest_runs_on_celery_worker(celery_stack, ingest_runs):
         assert set(curated["ingest_run"]) == {run_id}
 
         tis = api.task_instances("reviews_ingest", run_id)
-        assert {t["task_id"] for t in tis} == {"crawl", "validate", "curate"}
+        assert {t["task_id"] for t in tis} == {"crawl", "validate", "curate", "alerts"}  # alerts: the teardown
         assert all(t["state"] == "success" for t in tis), [(t["task_id"], t["state"]) for t in tis]
         # Only our Celery worker consumes this queue, and each TI ran in a process it forked.
         assert {t["queue"] for t in tis} == {stack.queue}
@@ -413,7 +413,7 @@ def test_ingest_runs_on_celery_worker(celery_stack, ingest_runs):
     # The worker's own log shows it received and ran the tasks; Celery recorded each as a result.
     worker_log = stack.log("celery-worker").read_text(errors="replace")
     for run_id in ingest_runs.values():
-        for task_id in ("crawl", "validate", "curate"):
+        for task_id in ("crawl", "validate", "curate", "alerts"):
             assert re.search(rf"Executing workload in Celery: .*task_id='{task_id}'.*run_id='{re.escape(run_id)}'",
                              worker_log), f"{task_id} of {run_id} not in the worker log"  # fmt: skip
     # A task reports success to the API server just before its Celery task ends: allow a moment.
