@@ -26,7 +26,7 @@ def from_ingest_report(report: dict, settings: Settings, uri: str = "") -> list[
         by_rule: dict[str, int] = {}
         for f in report.get("files", []):
             for rule, n in (f.get("quarantined_by_rule") or {}).items():
-                by_rule[rule] = by_rule.get(rule, 0) + int(n)
+                by_rule[rule] = by_rule.get(rule, 0) + int(n or 0)  # a file quarantined whole: its count may be unknown
         top = sorted(by_rule.items(), key=lambda kv: -kv[1])[:3]
         out.append(Alert(
             kind="ingest", severity="critical" if share >= CRITICAL_QUARANTINE_SHARE else "warning", dt=dt,

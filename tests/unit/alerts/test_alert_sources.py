@@ -62,3 +62,18 @@ def test_failure_alert_from_a_task_context():
     assert a.title == "reviews_ingest.validate[2] failed: ValueError: bad file a.csv"
     assert a.uri.endswith("/mapped/2") and "run manual__x" in a.detail and "try 2" in a.detail
     assert failure_source(context) == "task_failures_reviews_ingest_validate_2"
+
+
+def test_a_file_quarantined_whole_with_an_unknown_row_count_still_alerts():
+    """An unreadable file's row count is unknown (None): the alert says so instead of failing the alerts task."""
+    from reviewflow.alerts.sources import from_ingest_report
+    from reviewflow.config import load_settings
+
+    report = {"dt": "2024-05-10", "rows_in": 10, "rows_quarantined": 10, "files": [
+        {"file": "swap.csv", "status": "unreadable", "reason": "not valid UTF-8", "rows_in": None,
+         "quarantined_by_rule": {"unreadable": None}},
+        {"file": "ok.csv", "status": "parsed", "rows_in": 10, "quarantined_by_rule": {"rating 1..5": 10}},
+    ]}  # fmt: skip
+    alerts = from_ingest_report(report, load_settings({}))
+    assert any("swap.csv" in a.title and "unknown" in a.detail for a in alerts)
+    assert any("rating 1..5 (10)" in a.detail for a in alerts)
