@@ -40,7 +40,10 @@ def run_training(dt: str, conf: dict) -> tuple[str, dict]:
     return str(run.state), states
 
 
-def test_training_dag_promotes_a_first_champion_then_gates_the_next(airflow_db, lake_root):
+def test_training_dag_promotes_a_first_champion_then_gates_the_next(airflow_db, lake_root, monkeypatch):
+    # 600 rows of the generator's (deliberately hard) text give TF-IDF about 0.5 macro-F1: this test is about
+    # the promotion mechanics, so the quality floor (its own unit tests in tests/unit/training) is lowered here.
+    monkeypatch.setenv("REVIEWFLOW_MIN_MACRO_F1", "0.3")
     curate_days(lake_root, rows_per_day=300)
     lake = LocalLake(lake_root)
 
