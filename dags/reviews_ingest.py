@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import dag, get_current_context, task
-from airflow.timetables.interval import CronDataIntervalTimetable
+from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
 
 from reviewflow.orchestration.assets import CURATED_REVIEWS
 from reviewflow.orchestration.dag_defaults import DEFAULT_ARGS, alerts_teardown, start_date

@@ -4,19 +4,40 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import dag, get_current_context, task
-from airflow.timetables.interval import CronDataIntervalTimetable
+from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from reviewflow.orchestration.assets import MODEL_DECAY, PREDICTIONS
+from reviewflow.orchestration.assets import CHAMPION_MODEL, CURATED_REVIEWS, MODEL_DECAY, PREDICTIONS
 from reviewflow.orchestration.dag_defaults import DEFAULT_ARGS, alerts_teardown, fail_fast, gpu_queue, start_date
 
 DOC = """
-### Nightly batch scoring
-For the run's date **D** (after `reviews_ingest` has curated D):
+### Batch scoring, on new data
+**When**: as soon as `reviews_ingest` updates the `curated_reviews` asset or `sentiment_training`
+promotes a new champion (`champion_model` asset), and nightly at 03:00 UTC as a safety net for a
+missed event. A backfill (`airflow backfill create`) uses the nightly timetable.
+
+**The run's date D**: the latest date its triggering asset events name (`extra.dt`), else the `dt`
+param / run conf, else the logical date, else the day the run was created (a `champion_model`
+event names no date: the run fills every gap up to today).
+
+**Which dates a run scores** (`plan`): every curated date up to D without predictions, and
+- asset-triggered runs: also the dates their `curated_reviews` events name (curated again, so the
+  old predictions no longer match the data); a repeated trigger for a date already scored scores
+  nothing and emits no `predictions` event;
+- the nightly run: only the gaps (nothing when the asset-triggered runs kept up);
+- manual runs (trigger form, `airflow dags test ... D`): D again, on purpose;
+- backfill runs: exactly D, rescored.
+
+**A new champion** scores the dates that come after it (and any gap); the predictions already
+published stay as they were served: they are what the realised quality, drift and insights of
+those dates were computed on, and the new champion trained on those dates' ratings, so scoring
+them again would grade it on its own training data. To rescore history with the new champion on
+purpose: `airflow backfill create --dag-id sentiment_batch_scoring --from-date A --to-date B
+--reprocess-behavior completed`.
+
+For each date:
 1. **collect_labels**: human labels dropped in `landing/labels/` (from the review queue) are
    validated with GX and merged into `labels/reviews/labels.parquet` for the next training run.
-2. **plan**: D plus any curated partition up to D that has no predictions yet (a backfill run:
-   D alone).
+2. **plan**: the dates above.
 3. **score** (one mapped task per date): the `champion` model predicts each partition in record
    batches; `predictions/dt=.../` parquet is rewritten atomically and registered in the catalog
    table `predictions`; low-confidence rows go to `review_queue/dt=.../review_queue.csv`.
@@ -45,7 +66,10 @@ through `REVIEWFLOW_NOTIFIER`; a task that fails for good sends its own task-fai
 
 @dag(
     dag_id="sentiment_batch_scoring",
-    schedule=CronDataIntervalTimetable("0 3 * * *", timezone="UTC"),
+    # new curated data or a new champion, and the nightly run as a safety net (and for backfills)
+    schedule=AssetOrTimeSchedule(
+        timetable=CronDataIntervalTimetable("0 3 * * *", timezone="UTC"), assets=CURATED_REVIEWS | CHAMPION_MODEL
+    ),
     start_date=start_date(),
     catchup=False,  # a missed night is caught up by `plan`, which scores every unscored partition
     max_active_runs=1,
@@ -53,6 +77,14 @@ through `REVIEWFLOW_NOTIFIER`; a task that fails for good sends its own task-fai
     dagrun_timeout=timedelta(hours=4),
     tags=["reviewflow", "scoring"],
     doc_md=DOC,
+    params={
+        "dt": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^\d{4}-\d{2}-\d{2}$",
+            description="Score up to this date YYYY-MM-DD (when no asset event names one; default: the logical date).",
+        ),
+    },
 )
 def sentiment_batch_scoring():
     @task(multiple_outputs=False)
@@ -76,8 +108,8 @@ def sentiment_batch_scoring():
     def plan() -> list[str]:
         from airflow.sdk.exceptions import AirflowSkipException
 
+        from reviewflow.orchestration.run_date import event_dates, run_date, scoring_dates
         from reviewflow.orchestration.runtime import task_env
-        from reviewflow.scoring.score import unscored_partitions
         from reviewflow.training.registry import champion
 
         with fail_fast("planning the dates to score"):
@@ -85,9 +117,8 @@ def sentiment_batch_scoring():
             if champion(env.lake) is None:
                 raise AirflowSkipException("no champion model yet: run sentiment_training first")
             context = get_current_context()
-            if context["dag_run"].run_type == "backfill":
-                return [context["ds"]]  # a backfill run rewrites exactly its date; nightly runs catch up
-            return unscored_partitions(env.catalog, context["ds"])
+            rewritten = event_dates(context, [CURATED_REVIEWS.name])
+            return scoring_dates(env.catalog, run_date(context), str(context["dag_run"].run_type), rewritten)
 
     @task(multiple_outputs=False, map_index_template="{{ dt }}", queue=gpu_queue())
     def score(dt: str) -> dict:

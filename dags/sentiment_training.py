@@ -6,19 +6,29 @@ from datetime import timedelta
 
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.sdk import Param, dag, get_current_context, task
-from airflow.timetables.interval import CronDataIntervalTimetable
+from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 from reviewflow.config import get_settings
-from reviewflow.orchestration.assets import CHAMPION_MODEL
+from reviewflow.orchestration.assets import CHAMPION_MODEL, MODEL_DECAY
 from reviewflow.orchestration.dag_defaults import DEFAULT_ARGS, alerts_teardown, fail_fast, start_date
 from reviewflow.orchestration.gpu_training import gpu_training_task
 
 SETTINGS = get_settings()  # env only at parse time: cheap, no Airflow Variables, no heavy imports
 
 DOC = """
-### Nightly retraining
-For the run's date **D** (after `reviews_ingest` has curated D):
+### Nightly retraining, and retraining on model decay
+Runs nightly at 02:00 UTC for the day before, **or** as soon as `sentiment_batch_scoring` emits the
+`model_decay` asset (the champion's realised macro-F1 fell below its test score for
+`realised_quality_decay_days` scored dates): that run is `asset_triggered`, has no logical date,
+and trains for the decayed date its event names (`extra.dt`).
+
+**The run's date D**: the latest date its triggering asset events name (`extra.dt`), else the `dt`
+param (trigger form / run conf), else the logical date (nightly runs, `airflow dags test
+sentiment_training 2024-01-03`, backfills). Each run gets its own model version (D + a hash of the
+run id), so a decay-triggered run and the nightly run of the same D never overwrite each other.
+`train_bert`'s default is `REVIEWFLOW_TRAIN_BERT` (a scheduler-started run uses the defaults).
+
+For D (after `reviews_ingest` has curated D):
 1. **build_dataset**: curated reviews with `dt <= D` (human labels from `labels/reviews/` win over
    rating-derived sentiment), text = title + ". " + review text, split 80/10/10 by a hash of
    `review_id` (a review always lands in the same split) ->
@@ -47,8 +57,9 @@ through `REVIEWFLOW_NOTIFIER`; a task that fails for good sends its own task-fai
 
 @dag(
     dag_id="sentiment_training",
-    # the run for D starts at D+1 02:00, once ingest (midnight) has curated D
-    schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
+    # nightly: the run for D starts at D+1 02:00, once ingest (midnight) has curated D; or at once
+    # on a model_decay event (the cron timetable also keeps backfills possible)
+    schedule=AssetOrTimeSchedule(timetable=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"), assets=MODEL_DECAY),
     start_date=start_date(),
     catchup=False,
     max_active_runs=1,
@@ -57,7 +68,13 @@ through `REVIEWFLOW_NOTIFIER`; a task that fails for good sends its own task-fai
     tags=["reviewflow", "training"],
     doc_md=DOC,
     params={
-        "train_bert": Param(True, type="boolean", description="Train the BERT model too (GPU backend)."),
+        "dt": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^\d{4}-\d{2}-\d{2}$",
+            description="Train for this date YYYY-MM-DD (when no asset event names one; default: the logical date).",
+        ),
+        "train_bert": Param(SETTINGS.train_bert, type="boolean", description="Train the BERT model too (GPU backend)."),
         "bert_max_train_samples": Param(
             SETTINGS.bert_max_train_samples,
             type="integer",
@@ -86,18 +103,21 @@ def sentiment_training():
     @task(multiple_outputs=True)  # its keys are XComArgs too: built["dataset_uri"]
     def build_dataset() -> dict:
         from reviewflow.layout import model_prefix
+        from reviewflow.orchestration.run_date import run_date
         from reviewflow.orchestration.runtime import task_env
         from reviewflow.training.dataset import build_dataset as build
         from reviewflow.training.registry import version_for
 
         context = get_current_context()
-        with fail_fast(f"building the dataset of {context['ds']}"):  # no curated rows, bad settings: no retry
+        with fail_fast("choosing the run's date"):  # a bad dt param / event date: no retry
+            dt = run_date(context)
+        with fail_fast(f"building the dataset of {dt}"):  # no curated rows, bad settings: no retry
             env = task_env()
             lake = env.lake
-            summary = build(lake, context["ds"], env.sql)
-        version = version_for(context["ds"], context["run_id"])
+            summary = build(lake, dt, env.sql)
+        version = version_for(dt, context["run_id"])
         return {
-            "dt": context["ds"],
+            "dt": dt,
             "version": version,
             "dataset_uri": summary["dataset_uri"],
             "rows": summary["snapshot"]["rows"],

@@ -50,3 +50,23 @@ def test_dag_file_parses_without_heavy_imports(path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "cron", "assets"),
+    [
+        ("sentiment_training", "0 2 * * *", {"model_decay"}),
+        ("sentiment_batch_scoring", "0 3 * * *", {"curated_reviews", "champion_model"}),
+    ],
+)
+def test_data_driven_dags_keep_a_nightly_timetable(dagbag, dag_id, cron, assets):
+    """Asset events start them; the cron stays as the safety net and what `airflow backfill create` needs."""
+    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.timetables.assets import AssetOrTimeSchedule
+
+    serialized = DagSerialization.from_dict(DagSerialization.to_dict(dagbag.dags[dag_id]))
+    timetable = serialized.timetable  # as the scheduler sees it
+    assert isinstance(timetable, AssetOrTimeSchedule), timetable
+    assert timetable.periodic and timetable.timetable._expression == cron
+    assert {asset.name for _, asset in timetable.asset_condition.iter_assets()} == assets
+    assert not dagbag.dags[dag_id].catchup  # a missed night is caught up by the run itself

@@ -114,6 +114,23 @@ class AirflowAPI:
                 raise TimeoutError(f"{dag_id}: run {run_id} still {run['state']} after {timeout}s")
             time.sleep(5)
 
+    def wait_idle(self, dag_id: str, since: str | None = None, timeout: float = 1800) -> list[dict]:
+        """Wait until the DAG has no queued or running run and no asset event waiting to start one.
+
+        Returns its runs queued after `since`; fails at once when one of them failed.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            runs = [r for r in self.runs(dag_id) if since is None or (r.get("queued_at") or "") >= since]
+            if failed := [r["dag_run_id"] for r in runs if r["state"] == "failed"]:
+                raise RuntimeError(f"{dag_id}: run(s) failed: {failed}")
+            active = [r["dag_run_id"] for r in runs if r["state"] in ("queued", "running")]
+            if not active and not self.queued_asset_events(dag_id):
+                return runs
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{dag_id}: still busy after {timeout}s: {active}")
+            time.sleep(5)
+
     def clear_run(self, dag_id: str, run_id: str) -> None:
         """Rerun every task of a run (the UI's Clear)."""
         self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/clear", {"dry_run": False})
@@ -121,6 +138,24 @@ class AirflowAPI:
     def queued_asset_events(self, dag_id: str) -> list[dict]:
         """Asset events waiting to trigger a run of the DAG."""
         return self.get(f"/api/v2/dags/{dag_id}/assets/queuedEvents").get("queued_events", [])
+
+    def asset_id(self, name: str) -> int:
+        found = [a for a in self.get(f"/api/v2/assets?name_pattern={name}&limit=100")["assets"] if a["name"] == name]
+        if not found:
+            raise LookupError(f"no asset named {name!r} (has the dag processor parsed its DAGs yet?)")
+        return found[0]["id"]
+
+    def emit_asset_event(self, name: str, extra: dict | None = None) -> dict:
+        """An asset event from outside Airflow (an external producer): queues the DAGs scheduled on it."""
+        return self._request("POST", "/api/v2/assets/events", {"asset_id": self.asset_id(name), "extra": extra or {}})
+
+    def asset_events(self, name: str) -> list[dict]:
+        path = f"/api/v2/assets/events?asset_id={self.asset_id(name)}&limit=1000&order_by=timestamp"
+        return self.get(path)["asset_events"]
+
+    def triggering_events(self, dag_id: str, run_id: str) -> list[dict]:
+        """The asset events a run consumed (what triggered an asset-triggered run)."""
+        return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents")["asset_events"]
 
     def backfill(self, dag_id: str, from_date: str, to_date: str, reprocess: str = "completed") -> dict:
         """Create a backfill (run by the scheduler) over the logical dates of days from..to, inclusive."""

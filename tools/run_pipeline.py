@@ -6,9 +6,12 @@ shows in the UI:
    dates are cleared and rerun);
 2. `reviews_bias_report` follows the curated-reviews asset: one report per date;
 3. `sentiment_training` is unpaused: its latest nightly run trains, evaluates and gates;
-4. `sentiment_batch_scoring` is unpaused: its latest nightly run scores every unscored partition;
+4. `sentiment_batch_scoring` is unpaused: its latest nightly run scores every unscored partition,
+   then any run the `curated_reviews` / `champion_model` assets started is waited for;
 5. `review_insights` follows the predictions asset: product-issue alerts and trends per date.
-A second `make run` clears and reruns 3 and 4 (the nightly runs already exist).
+A second `make run` clears and reruns 3 and 4 (the nightly runs already exist). By then scoring is
+unpaused, so the reingested dates' curated events rescore them as ingest goes (asset-triggered
+runs); the cleared nightly run only fills gaps, and insights are triggered for dates it left alone.
 """
 
 from __future__ import annotations
@@ -94,7 +97,8 @@ def run_nightly(api: AirflowAPI, dag_id: str) -> dict:
             time.sleep(3)
         run_id = runs[0]["dag_run_id"]
     else:
-        run_id = max(api.runs(dag_id), key=lambda r: r["logical_date"])["dag_run_id"]
+        # the latest nightly run (asset-triggered runs have no logical date)
+        run_id = max((r for r in api.runs(dag_id) if r["logical_date"]), key=lambda r: r["logical_date"])["dag_run_id"]
         api.clear_run(dag_id, run_id)
     print(f"{dag_id}: run {run_id} started")
     run = api.wait_for_run(dag_id, run_id)
@@ -249,6 +253,8 @@ def main() -> None:
     run_nightly(api, "sentiment_training")
     scored = datetime.now(UTC).replace(microsecond=0)
     run_nightly(api, "sentiment_batch_scoring")
+    # runs the assets started (new curated data, a new champion) finish before insights are awaited
+    api.wait_idle("sentiment_batch_scoring", since=scored.isoformat())
     wait_for_reports(api, "review_insights", lambda dt: layout.insights_report_keys(dt)[0], dates, scored)
     summary(start, args.days, base_url)
     Path(os.environ["AIRFLOW_HOME"], "last_run.json").write_text(json.dumps({"start": args.start, "days": args.days}))

@@ -57,6 +57,7 @@ class Settings:
     aws_region: str = "us-east-1"  # else AWS_DEFAULT_REGION
     athena_workgroup: str = "primary"
     athena_output: str = ""
+    aws_conn_id: str = "aws_default"  # Airflow connection for S3 lake, Glue, Athena, SageMaker (storage/aws.py)
     # bias report
     bias_dpl_threshold: float = 0.2
     bias_ci_threshold: float = 0.9
@@ -64,17 +65,23 @@ class Settings:
     bias_alert_min_rows: int = 100  # DPL and CI alerts (and the report's "small group" flag) need this many rows
     # training
     bert_model: str = ""  # default_bert_model()
+    train_bert: bool = True  # the training DAG's `train_bert` param default (runs the scheduler starts use it)
     bert_max_train_samples: int = 2000
     bert_max_minutes: float = 10.0
     bert_epochs: int = 2
+    bert_inference: str = "auto"  # CPU scoring: auto | fp32 | int8 | onnx | onnx-int8 (CUDA: fp16 autocast)
     promote_margin: float = 0.005
     min_macro_f1: float = 0.5
     fairness_max_f1_drop: float = 0.15
     fairness_max_abs_dppl: float = 0.25
     fairness_min_support: int = 100  # facet values with fewer test rows: reported as low support, not gated
     require_approval: bool = False
+    mlflow_tracking_uri: str = ""  # "" : the embedded sqlite store in the lake
+    mlflow_experiment: str = "reviewflow"
     # scoring
     review_confidence_threshold: float = 0.55
+    explain_top_terms: int = 5  # the review queue's `reasons`: this many terms per row
+    explain_max_bert_rows: int = 200  # BERT attributions (integrated gradients) for at most this many queue rows
     drift_psi_threshold: float = 0.2
     drift_oov_threshold: float = 0.1  # alert when the out-of-vocabulary share rises by more than this
     # realised quality: the champion scored against each date's ratings (human labels win)

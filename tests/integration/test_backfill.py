@@ -9,55 +9,24 @@ next to a half-created backfill on SQLite was seen to crash).
 from __future__ import annotations
 
 import hashlib
-import os
-import socket
-import subprocess
 from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pytest
+from airflow_stack import airflow_stack_fixture  # noqa: F401 - registers the `airflow_stack` fixture
 
-from reviewflow.config import PROJECT_ROOT, get_settings
+from reviewflow.config import get_settings
 from reviewflow.layout import insights_report_keys, model_prefix
 from reviewflow.storage.lake import LocalLake, read_parquet
 from reviewflow.storage.sql import get_engine
 from reviewflow.training.registry import get_version, promote
 from reviewflow.training.tasks import evaluate_and_register
 from tools import sample_data
-from tools.airflow_api import AirflowAPI
 from tools.run_pipeline import wait_for_reports
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.services]
 START, DAYS = date(2024, 1, 1), 30
 SCORED_DAYS = 7  # the scoring backfill covers the last week of that month
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def airflow_stack(tmp_path_factory, postgres_database):
-    """Airflow (API server, scheduler, dag processor, triggerer) as `make run` starts it."""
-    home = tmp_path_factory.mktemp("airflow-home")
-    lake = tmp_path_factory.mktemp("lake")
-    port = free_port()
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW_PORT": str(port),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres_database,
-        "REVIEWFLOW_LAKE": str(lake),
-        "REVIEWFLOW_START_DATE": (date.today() - timedelta(days=1)).isoformat(),
-    }
-    env.pop("REVIEWFLOW_NO_AIRFLOW_VARIABLES", None)
-    subprocess.run(["bash", "scripts/start_airflow.sh"], cwd=PROJECT_ROOT, env=env, check=True, timeout=600)
-    try:
-        yield AirflowAPI.for_standalone(str(home), f"http://127.0.0.1:{port}"), str(lake)
-    finally:
-        subprocess.run(["bash", "scripts/stop.sh"], cwd=PROJECT_ROOT, env=env, timeout=120)
 
 
 def curated_fingerprint(lake: LocalLake) -> dict[str, str]:

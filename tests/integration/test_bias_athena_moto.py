@@ -1,5 +1,8 @@
 """The bias report on the aws seam: AthenaEngine (awswrangler) against a moto server, S3 as the lake.
 
+AWS is reached only through the Airflow connection ``aws_default`` defined by environment
+(``AIRFLOW_CONN_AWS_DEFAULT`` with the moto endpoint; no AWS_* variables: ``aws_connection.py``).
+
 moto does not execute SQL: it answers a query with the next canned result queued through its
 API (POST /moto-api/static/athena/query-results) and writes it as CSV to the query's S3 output
 location, which awswrangler then reads. So these tests check that the bias SQL is submitted
@@ -24,16 +27,20 @@ import math
 import urllib.request
 import uuid
 
-import boto3
+import aws_connection
 import pytest
+from aws_connection import closed_port_url, set_connection
+from botocore.exceptions import EndpointConnectionError
 
 from reviewflow.bias import metrics as bias
 from reviewflow.bias import tasks as bias_tasks
 from reviewflow.config import get_settings
+from reviewflow.storage import aws
 from reviewflow.storage.lake import get_lake, read_json
 from reviewflow.storage.sql import AthenaEngine, get_engine, render_sql
 
 pytestmark = pytest.mark.aws
+aws_conn = aws_connection.aws_conn  # the fixture
 D = "2024-01-03"
 COLUMNS = [("department_name", "varchar"), ("class_name", "varchar"), ("division_name", "varchar"),
            ("age_band", "varchar"), ("label_value", "integer"), ("n_cumulative", "bigint"),
@@ -75,19 +82,19 @@ def queue_athena_result(endpoint: str, rows: list[tuple]) -> None:
 
 
 @pytest.fixture
-def athena_env(aws_env, monkeypatch) -> str:
+def athena_env(aws_conn, monkeypatch) -> str:
     bucket = f"reviewflow-bias-{uuid.uuid4().hex[:8]}"
-    boto3.client("s3").create_bucket(Bucket=bucket)
+    aws.session().client("s3").create_bucket(Bucket=bucket)
     monkeypatch.setenv("REVIEWFLOW_LAKE", f"s3://{bucket}/lake")
     monkeypatch.setenv("REVIEWFLOW_CATALOG", "glue")
     monkeypatch.setenv("REVIEWFLOW_SQL", "athena")
     monkeypatch.setenv("REVIEWFLOW_ATHENA_OUTPUT", f"s3://{bucket}/athena-results/")
     monkeypatch.setenv("REVIEWFLOW_DATABASE", f"reviews_{uuid.uuid4().hex[:6]}")
-    return aws_env
+    return aws_conn
 
 
 def last_execution() -> dict:
-    athena = boto3.client("athena")
+    athena = aws.session().client("athena")
     ids = athena.list_query_executions()["QueryExecutionIds"]
     return athena.get_query_execution(QueryExecutionId=ids[-1])["QueryExecution"]
 
@@ -178,3 +185,24 @@ def test_bias_report_end_to_end_on_athena_and_s3(athena_env):
     # Tops has every neutral row: for d = Dresses, sentiment 0, P_d(y) = 0 < P_a(y) -> KL undefined
     kl = metrics("cumulative", "Dresses", 0)["KL"]
     assert kl["value"] is None and "P_d(y) = 0" in kl["reason"]
+
+
+def test_athena_goes_where_the_connection_points(athena_env, monkeypatch):
+    queue_athena_result(athena_env, CANNED)
+    assert len(bias_tasks.fetch_counts(get_engine(), D)) == len(CANNED)
+    # the same engine settings, a connection to nowhere: the query never reaches moto
+    set_connection(monkeypatch, {"endpoint_url": closed_port_url(),
+                                 "config_kwargs": {"retries": {"total_max_attempts": 1}, "connect_timeout": 2}})  # fmt: skip
+    before = len(query_execution_ids(athena_env))
+    with pytest.raises(EndpointConnectionError):
+        bias_tasks.fetch_counts(get_engine(), D)
+    assert len(query_execution_ids(athena_env)) == before
+
+
+def query_execution_ids(endpoint: str) -> list[str]:
+    """The query executions moto holds, read with a client of our own (not through the seam)."""
+    import boto3
+
+    client = boto3.client("athena", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x",
+                          aws_secret_access_key="x")  # fmt: skip
+    return client.list_query_executions()["QueryExecutionIds"]

@@ -31,6 +31,7 @@ CORE_SERVICES = {
     "airflow-dag-processor",
     "airflow-triggerer",
     "airflow-worker",
+    "mlflow",
 }
 AIRFLOW_SERVICES = {s for s in CORE_SERVICES if s.startswith("airflow-")} | {"airflow-worker-gpu"}
 ALL_PROFILES = ("gpu", "minio")
@@ -138,6 +139,7 @@ def test_gpu_worker_reserves_an_nvidia_gpu_on_the_gpu_queue(full_config):
         ("airflow-triggerer", "TriggererJob"),
         ("airflow-worker", "inspect ping"),
         ("airflow-worker-gpu", "inspect ping"),
+        ("mlflow", "5000/health"),
     ],
 )
 def test_healthchecks(full_config, service, probe):
@@ -208,6 +210,35 @@ def test_volumes(full_config):
     assert {"postgres-db", "minio-data", "lake-data"} <= set(full_config["volumes"])
     assert services["postgres"]["volumes"][0]["source"] == "postgres-db"
     assert services["minio"]["volumes"][0]["source"] == "minio-data"
+
+
+@requires_compose
+def test_mlflow_tracking_server(full_config, default_config):
+    services = full_config["services"]
+    mlflow = services["mlflow"]
+    # its own image: the server's dependencies never touch the Airflow image
+    assert mlflow["image"] != services["airflow-worker"]["image"]
+    assert Path(mlflow["build"]["context"]) == ROOT / "docker" / "mlflow"
+    dockerfile = (ROOT / "docker" / "mlflow" / "Dockerfile").read_text()
+    (server_version,) = re.findall(r"^FROM ghcr\.io/mlflow/mlflow:v([0-9.]+)$", dockerfile, re.MULTILINE)
+    (client_version,) = re.findall(r"^mlflow-skinny==([0-9.]+)$", (ROOT / "requirements.txt").read_text(), re.MULTILINE)
+    assert server_version == client_version  # the client and the server speak the same REST API
+    assert "psycopg2-binary" in dockerfile and "boto3" in dockerfile
+    script = mlflow["command"][1]
+    assert 'postgresql+psycopg2://$${PGUSER}:$${PGPASSWORD}@postgres:5432/mlflow"' in script  # its own database
+    assert "CREATE DATABASE mlflow" in script
+    assert '--artifacts-destination "s3://$${REVIEWFLOW_BUCKET}/mlflow-artifacts"' in script
+    assert "mlflow:5000" in script.split("--allowed-hosts", 1)[1]  # MLflow 3 rejects unknown Host headers
+    env = mlflow["environment"]
+    assert env["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000" and env["REVIEWFLOW_BUCKET"] == "reviewflow-lake"
+    assert env["PGUSER"] == "airflow" and env["PGPASSWORD"] == "airflow-dev-only-change-me"
+    # inside the compose network only
+    assert "ports" not in mlflow and mlflow["expose"] == ["5000"]
+    assert mlflow["depends_on"]["postgres"] == {"condition": "service_healthy", "required": True}
+    assert mlflow["depends_on"]["minio-init"] == {"condition": "service_completed_successfully", "required": False}
+    assert "mlflow" in default_config["services"]  # no profile: the Airflow services always point at it
+    for name in AIRFLOW_SERVICES:
+        assert services[name]["environment"]["REVIEWFLOW_MLFLOW_TRACKING_URI"] == "http://mlflow:5000", name
 
 
 def _env_keys(path: Path) -> set[str]:

@@ -70,6 +70,45 @@ def test_training_dag_promotes_a_first_champion_then_gates_the_next(airflow_db, 
     assert second["champion"]["version"] == champion["version"]
     assert second["champion"]["macro_f1"] is not None
     assert any("bert: no evaluated model in this run" in r for r in second["candidates"])
-    assert read_json(lake, "models/champion.json")["version"] == (
+    final = read_json(lake, "models/champion.json")
+    assert final["version"] == (
         second["challenger"]["version"] if second["status"] == "promoted" else champion["version"]
     )
+    assert_mlflow_holds_the_runs(lake_root, first, second, final)
+
+
+def assert_mlflow_holds_the_runs(lake_root: str, first: dict, second: dict, final: dict) -> None:
+    """The embedded MLflow store, read with its own client: runs, child runs, versions, gate tags, the alias."""
+    from pathlib import Path
+
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{Path(lake_root).resolve()}/mlflow/mlflow.db"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.get_experiment_by_name("reviewflow")
+    parents = client.search_runs([experiment.experiment_id], "tags.`reviewflow.level` = 'training_run'")
+    assert sorted(r.data.tags["reviewflow.dag_run_id"] for r in parents) == sorted([first["run_id"], second["run_id"]])
+    by_run = {r.data.tags["reviewflow.dag_run_id"]: r for r in parents}
+    assert by_run[first["run_id"]].data.tags["gate.status"] == "promoted"
+    assert by_run[first["run_id"]].data.tags["dataset.rows"] == "300"
+    children = client.search_runs(
+        [experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{by_run[first['run_id']].info.run_id}'"
+    )
+    assert sorted(r.info.run_name for r in children) == ["bert", "tfidf"]
+    assert all("test_macro_f1" in r.data.metrics and "val_macro_f1" in r.data.metrics for r in children)
+    tfidf_run = next(r for r in children if r.info.run_name == "tfidf")
+    board = read_json(LocalLake(lake_root), f"models/tfidf/{first['challenger']['version']}/leaderboard.json")
+    candidates = client.search_runs(
+        [experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{tfidf_run.info.run_id}'"
+    )
+    assert len(candidates) == len(board) > 1
+    versions = client.search_model_versions("name = 'reviewflow-sentiment'")
+    tags = {(v.tags["reviewflow.model"], v.tags["reviewflow.version"]): v.tags for v in versions}
+    assert len(tags) == 3  # tfidf + bert of the first night, tfidf of the second
+    chosen = first["challenger"]
+    assert tags[(chosen["model_name"], chosen["version"])]["gate.status"] == "promoted"
+    other = "bert" if chosen["model_name"] == "tfidf" else "tfidf"
+    assert tags[(other, chosen["version"])]["gate.status"] == "not_chosen"
+    assert tags[("tfidf", second["challenger"]["version"])]["gate.status"] == second["status"]
+    alias = client.get_model_version_by_alias("reviewflow-sentiment", "champion")
+    assert (alias.tags["reviewflow.model"], alias.tags["reviewflow.version"]) == (final["model_name"], final["version"])

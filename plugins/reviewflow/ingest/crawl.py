@@ -26,6 +26,7 @@ from reviewflow import contract, layout
 from reviewflow.faults import maybe_crash
 from reviewflow.ingest.parse import LINE, RECORD, Parsed, UnreadableFile, WrongSchema, file_format, parse_file
 from reviewflow.layout import dt_prefix
+from reviewflow.storage.catalog import MIXED
 from reviewflow.storage.lake import Lake, write_json
 
 log = logging.getLogger(__name__)
@@ -222,8 +223,10 @@ def crawl_partition(lake: Lake, catalog, dt: str) -> list[dict]:
     manifests = [crawl_file(lake, dt, key, catalog_columns) for key in keys]
     parsed = [m for m in manifests if m["status"] == "parsed"]
     if parsed:
-        # The catalogued raw schema follows the contract columns seen today (drift was reported).
-        catalog.register_table(layout.RAW_TABLE, lake.uri(layout.RAW), dict(parsed[0]["columns"]), "csv")
+        # The catalogued raw schema follows the contract columns seen today (drift was reported). raw/
+        # holds each file as delivered (CSV, JSON lines, parquet side by side per date): "mixed", a schema
+        # record for drift, not a table Athena could read (see storage/catalog.py).
+        catalog.register_table(layout.RAW_TABLE, lake.uri(layout.RAW), dict(parsed[0]["columns"]), MIXED)
         catalog.register_partition(layout.RAW_TABLE, dt)
     write_json(
         lake, dt_prefix(layout.STAGING, dt) + layout.CRAWL_SUMMARY, {"dt": dt, "skipped": skipped, "files": manifests}

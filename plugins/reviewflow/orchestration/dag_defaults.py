@@ -7,6 +7,23 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 
+def with_run_date(context):
+    """The task context with ``ds`` set to the run's date D when Airflow gave it none.
+
+    Asset-triggered runs have no logical date, so no ``ds``; the alert records of a run (its
+    digest, a task failure) belong to the date the run is for (see ``run_date``), not to the day
+    the event came. Leaves the context as it is when D cannot be told (a bad ``dt``).
+    """
+    if not context.get("ds"):
+        from reviewflow.orchestration.run_date import run_date
+
+        try:
+            context["ds"] = run_date(context)
+        except ValueError:
+            pass  # the alert falls back to the run's own dates; the bad dt fails its task anyway
+    return context
+
+
 def on_task_failure(context) -> None:
     """on_failure_callback: record a ``task_failure`` alert for the run's date and send its digest.
 
@@ -16,7 +33,7 @@ def on_task_failure(context) -> None:
     try:
         from reviewflow.alerts.tasks import report_task_failure
 
-        report_task_failure(context)
+        report_task_failure(with_run_date(context))
     except Exception:  # noqa: BLE001 - see the docstring
         import logging
 
@@ -115,6 +132,6 @@ def alerts_teardown():
         from reviewflow.orchestration.runtime import task_env
 
         env = task_env()
-        return publish_run_alerts(env.lake, env.settings, get_current_context())
+        return publish_run_alerts(env.lake, env.settings, with_run_date(get_current_context()))
 
     return alerts().as_teardown()

@@ -10,10 +10,12 @@ One factory, one contract: whatever the backend, the same script runs with
 ``celery``     the same callable, on the Celery queue ``gpu`` (a worker on a GPU host runs
                ``airflow celery worker --queues gpu``).
 ``kubernetes`` a ``KubernetesPodOperator`` pod from the training image, limited to
-               ``nvidia.com/gpu: 1``, scheduled on GPU nodes (node selector + toleration).
+               ``nvidia.com/gpu: 1``, scheduled on GPU nodes (node selector + toleration);
+               deferrable: the triggerer watches the pod.
 ``sagemaker``  a ``SageMakerTrainingOperator`` training job on a GPU instance (ml.g5.xlarge by
                default) in script mode: include/models is uploaded as the source dir, the
-               dataset URI is the ``dataset`` input channel, the model goes to OUTPUT_DIR.
+               dataset URI is the ``dataset`` input channel, the model goes to OUTPUT_DIR;
+               deferrable (the triggerer polls the job), AWS through ``settings.aws_conn_id``.
 =============  ==============================================================================
 
 ``dataset_uri``, ``output_dir`` and the params may be Jinja strings (rendered at run time by
@@ -150,7 +152,8 @@ def _kubernetes_operator(
         get_logs=True,
         on_finish_action="delete_succeeded_pod",
         startup_timeout_seconds=900,  # GPU nodes may need to scale up
-        **kwargs,
+        # hours of training wait in the triggerer, not in a worker slot; logs come back every logging_interval
+        **{"deferrable": True, "poll_interval": 30, "logging_interval": 300, **kwargs},
     )
 
 
@@ -239,6 +242,8 @@ def gpu_training_task(
 
         kwargs.setdefault("print_log", True)
         kwargs.setdefault("check_interval", 60)
+        kwargs.setdefault("aws_conn_id", settings.aws_conn_id)  # the connection the lake, Glue and Athena use
+        kwargs.setdefault("deferrable", True)  # the job is polled by the triggerer, not by a worker slot
         return SageMakerTrainingOperator(
             task_id=task_id, config=sagemaker_config(model, dataset_uri, output_dir, settings, params), **kwargs
         )

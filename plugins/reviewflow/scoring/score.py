@@ -3,6 +3,9 @@
 A partition is read in record batches and predicted batch by batch, so memory stays bounded
 whatever the partition's size; the predictions of a date are then written in one atomic PUT /
 rename and registered in the catalog table ``predictions``. Rerunning a date rewrites it.
+
+The day's low-confidence rows go to the review queue with ``reasons``: why the model predicted
+what it did (``Predictor.explain``, see reviewflow.training.predictor and include/models/explain.py).
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ PREDICTION_COLUMNS = {
     "p_neutral": "DOUBLE", "p_positive": "DOUBLE", "confidence": "DOUBLE", "model_name": "VARCHAR",
     "model_version": "VARCHAR", "scored_at": "VARCHAR",
 }  # fmt: skip
-QUEUE_COLUMNS = ["review_id", "review_text", "sentiment_pred", "confidence", "model_name", "model_version", "label"]
+QUEUE_COLUMNS = ["review_id", "review_text", "sentiment_pred", "confidence", "reasons", "model_name", "model_version",
+                 "label"]  # fmt: skip
 LABELS = np.array(contract.LABELS)  # the probability columns, in order
 BATCH_ROWS = 4096
 
@@ -70,8 +74,23 @@ def curated_batches(lake: Lake, dt: str, columns: list[str], batch_rows: int = B
                 yield batch.to_pandas()
 
 
-def score_partition(lake: Lake, catalog, dt: str, predict: Predictor, model: dict, queue_threshold: float) -> dict:
-    """Score curated/reviews/dt=<dt>/ into predictions/dt=<dt>/ and the day's review queue."""
+def score_partition(
+    lake: Lake,
+    catalog,
+    dt: str,
+    predict: Predictor,
+    model: dict,
+    queue_threshold: float,
+    explain_top: int | None = None,
+    explain_max_rows: int | None = None,
+) -> dict:
+    """Score curated/reviews/dt=<dt>/ into predictions/dt=<dt>/ and the day's review queue.
+
+    The queue's ``reasons`` come from ``predict.explain`` when the predictor has one (the
+    registry's predictors do): ``explain_top`` terms per row; a BERT model explains only the
+    ``explain_max_rows`` least confident rows (integrated gradients cost ~n_steps passes a row).
+    Left None, the predictor uses the settings ``explain_top_terms`` / ``explain_max_bert_rows``.
+    """
     scored_at = datetime.now(UTC).isoformat(timespec="seconds")
     parts, queue = [], []
     for batch in curated_batches(lake, dt, ["review_id", "title", "review_text", "department_name"]):
@@ -100,7 +119,10 @@ def score_partition(lake: Lake, catalog, dt: str, predict: Predictor, model: dic
     replace_partition(lake, dt_prefix(layout.PREDICTIONS, dt), {layout.PART: predictions_parquet(predictions)})
     catalog.register_table(layout.PREDICTIONS_TABLE, lake.uri(layout.PREDICTIONS), PREDICTION_COLUMNS, "parquet")
     catalog.register_partition(layout.PREDICTIONS_TABLE, dt)
-    queued = write_review_queue(lake, dt, pd.concat(queue, ignore_index=True) if queue else None)
+    low = pd.concat(queue, ignore_index=True) if queue else None
+    if low is not None:
+        low = with_reasons(low.sort_values("confidence", kind="stable"), predict, explain_top, explain_max_rows)
+    queued = write_review_queue(lake, dt, low)
     shares = predictions["sentiment_pred"].value_counts(normalize=True).to_dict() if len(predictions) else {}
     if predictions.empty:
         log.info("dt=%s: no reviews on %s: an empty predictions partition and an empty review queue", dt, dt)
@@ -116,18 +138,46 @@ def score_partition(lake: Lake, catalog, dt: str, predict: Predictor, model: dic
     }
 
 
+def with_reasons(low: pd.DataFrame, predict: Predictor, top: int | None, max_rows: int | None) -> pd.DataFrame:
+    """``low`` with a ``reasons`` column: ``predict.explain`` for its rows in order ("" without one).
+
+    ``top`` / ``max_rows`` None: the predictor's own defaults (the settings).
+    """
+    explain = getattr(predict, "explain", None)
+    if explain is None or low.empty:
+        return low.assign(reasons="")
+    if (top is not None and top < 1) or (max_rows is not None and max_rows < 0):
+        raise ValueError(f"explain_top must be >= 1 and explain_max_bert_rows >= 0 (got {top}, {max_rows})")
+    index = np.searchsorted(LABELS, low["sentiment_pred"].to_numpy())  # -1/0/1 -> the class index 0/1/2
+    reasons: list[str] = []
+    for start in range(0, len(low), BATCH_ROWS):  # batches: the vectorised text stays bounded
+        part = slice(start, start + BATCH_ROWS)
+        # `start` rows came before: BERT's max_rows cap counts the whole queue, not each batch
+        reasons.extend(explain(low["review_text"].iloc[part].tolist(), index[part], top, max_rows, start))
+    return low.assign(reasons=reasons)
+
+
 def write_review_queue(lake: Lake, dt: str, low: pd.DataFrame | None) -> int:
-    """Low-confidence predictions, with their text and an empty `label` column to fill in.
+    """Low-confidence predictions, with their text, the model's reasons and an empty `label` to fill in.
+
+    Columns: ``QUEUE_COLUMNS``, least confident first. ``reasons`` lists the terms (TF-IDF: words,
+    word pairs and quoted character n-grams; BERT: words) that weighed most on the predicted class,
+    as signed contributions to that class's score (logit): ``runs small (-0.41); love (+0.12)``;
+    ``+`` pushed towards the predicted class, ``-`` away from it (why the model hesitated). Empty
+    for a model without an explainer and for BERT rows past ``explain_max_bert_rows``.
 
     A person fills `label` (negative / neutral / positive or -1 / 0 / 1) and drops the file
-    into landing/labels/; the next training run prefers those labels. A day with nothing to
-    review (or no reviews at all) gets the file too, with the header and no rows.
+    into landing/labels/ (the intake reads only `review_id` and `label`); the next training run
+    prefers those labels. A day with nothing to review (or no reviews at all) gets the file too,
+    with the header and no rows.
     """
     prefix = dt_prefix(layout.REVIEW_QUEUE, dt)
     if low is None or low.empty:
         queue = pd.DataFrame(columns=QUEUE_COLUMNS)
     else:
-        queue = low[QUEUE_COLUMNS[:-1]].sort_values("confidence").assign(label="")
+        if "reasons" not in low:
+            low = low.assign(reasons="")
+        queue = low[QUEUE_COLUMNS[:-1]].sort_values("confidence", kind="stable").assign(label="")
     replace_partition(lake, prefix, {layout.REVIEW_QUEUE_FILE: queue.to_csv(index=False).encode()})
     return int(len(queue))
 

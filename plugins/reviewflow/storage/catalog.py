@@ -4,6 +4,13 @@ Both keep, per table: a location (lake prefix holding ``dt=YYYY-MM-DD/`` partiti
 schema (name -> type string), and the partitions registered. Locally the catalog is a DuckDB
 file in the lake (``catalog/reviewflow.duckdb``): metadata tables plus one view per table over
 its parquet files, so the DuckDB SQL engine queries ``reviews.curated_reviews`` like Athena does.
+
+Formats: ``parquet`` (a queryable table), ``csv`` (a queryable table over CSV files with one header
+line), and ``mixed``: files kept as delivered, CSV, JSON lines and parquet side by side in one
+partition folder (``raw/reviews/dt=D/``). Athena reads every file under a table's (or partition's)
+location with the table's one SerDe, so no Glue table over such a folder is queryable: a ``mixed``
+table is a schema record only (for schema drift), in the DuckDB metadata table locally and in a
+parameter of the Glue database on AWS, never a Glue table.
 """
 
 from __future__ import annotations
@@ -22,6 +29,16 @@ _GLUE_TYPES = {
     "BOOLEAN": "boolean", "TIMESTAMP": "timestamp", "TIMESTAMP WITH TIME ZONE": "timestamp",
     "DATE": "date", "SMALLINT": "smallint", "TINYINT": "tinyint",
 }  # fmt: skip
+
+FORMATS = ("parquet", "csv", "mixed")
+MIXED = "mixed"  # files as delivered, formats side by side: a schema record, not a queryable table
+SCHEMA_PARAMETER = "reviewflow_schema_"  # + table name: a mixed table's record among the Glue database's parameters
+
+
+def check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown table format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    return fmt
 
 
 class Catalog(Protocol):
@@ -73,7 +90,7 @@ class DuckDBCatalog:
             )
 
     def register_table(self, table: str, location: str, columns: dict[str, str], fmt: str = "parquet") -> None:
-        table = validate_identifier(table)
+        table, fmt = validate_identifier(table), check_format(fmt)
         with duckdb_connect(self.path) as con:
             con.execute(
                 "INSERT OR REPLACE INTO main.catalog_tables VALUES (?, ?, ?, ?, ?, now())",
@@ -126,21 +143,54 @@ class DuckDBCatalog:
 
 
 class GlueCatalog:
-    """AWS Glue Data Catalog through awswrangler (boto3 underneath)."""
+    """AWS Glue Data Catalog through awswrangler, on a boto3 session from the Airflow connection (``storage.aws``)."""
 
-    def __init__(self, lake_root: str, database: str = "reviews", boto3_session=None):
+    def __init__(self, lake_root: str, database: str = "reviews", boto3_session=None, aws_conn_id: str = "aws_default"):
         import awswrangler as wr
+
+        from reviewflow.storage import aws
 
         self.lake_root = lake_root
         self.database = validate_identifier(database)
-        self.session = boto3_session
+        self.session = boto3_session if boto3_session is not None else aws.session(aws_conn_id)
         if self.database not in wr.catalog.databases(boto3_session=self.session)["Database"].values:
             wr.catalog.create_database(self.database, exist_ok=True, boto3_session=self.session)
+
+    @property
+    def _glue(self):
+        return self.session.client("glue")
+
+    def _schema_records(self) -> dict[str, dict]:
+        """The mixed tables' records (``{table: {location, columns}}``) kept in the database's parameters."""
+        params = self._glue.get_database(Name=self.database)["Database"].get("Parameters") or {}
+        return {k[len(SCHEMA_PARAMETER) :]: json.loads(v) for k, v in params.items() if k.startswith(SCHEMA_PARAMETER)}
+
+    def _record_schema(self, table: str, location: str, columns: dict[str, str]) -> None:
+        glue = self._glue
+        current = glue.get_database(Name=self.database)["Database"]
+        params = dict(current.get("Parameters") or {})
+        params[SCHEMA_PARAMETER + table] = json.dumps({"location": location, "columns": columns}, sort_keys=True)
+        # UpdateDatabase replaces the whole input: carry the fields it would otherwise clear
+        keep = ("Description", "LocationUri", "CreateTableDefaultPermissions", "TargetDatabase")
+        glue.update_database(
+            Name=self.database,
+            DatabaseInput={
+                "Name": self.database,
+                **{k: current[k] for k in keep if k in current},
+                "Parameters": params,
+            },
+        )
 
     def register_table(self, table: str, location: str, columns: dict[str, str], fmt: str = "parquet") -> None:
         import awswrangler as wr
 
-        table = validate_identifier(table)
+        table, fmt = validate_identifier(table), check_format(fmt)
+        if fmt == MIXED:
+            self._record_schema(table, location, columns)
+            # an older reviewflow declared this table CSV over mixed files: Athena misreads it, so it goes
+            if wr.catalog.does_table_exist(self.database, table, boto3_session=self.session):
+                wr.catalog.delete_table_if_exists(database=self.database, table=table, boto3_session=self.session)
+            return
         types = {name: _GLUE_TYPES.get(t.upper(), "string") for name, t in columns.items() if name != "dt"}
         kwargs = dict(
             database=self.database, table=table, path=location.rstrip("/") + "/",
@@ -156,6 +206,10 @@ class GlueCatalog:
         import awswrangler as wr
 
         table = validate_identifier(table)
+        if not wr.catalog.does_table_exist(self.database, table, boto3_session=self.session):
+            if table in self._schema_records():
+                return  # a mixed table: no Glue table, so no partitions Athena could read
+            raise ValueError(f"Glue table {self.database}.{table} is not registered: register_table first")
         location = wr.catalog.get_table_location(self.database, table, boto3_session=self.session)
         fmt = (wr.catalog.get_table_parameters(self.database, table, boto3_session=self.session) or {}).get(
             "classification", "parquet"
@@ -170,7 +224,8 @@ class GlueCatalog:
         import awswrangler as wr
 
         if not wr.catalog.does_table_exist(self.database, table, boto3_session=self.session):
-            return None
+            record = self._schema_records().get(table)
+            return dict(record["columns"]) if record else None
         params = wr.catalog.get_table_parameters(self.database, table, boto3_session=self.session)
         if "reviewflow_columns" in params:
             return json.loads(params["reviewflow_columns"])
@@ -179,6 +234,8 @@ class GlueCatalog:
     def partitions(self, table: str) -> list[str]:
         import awswrangler as wr
 
+        if not wr.catalog.does_table_exist(self.database, table, boto3_session=self.session):
+            return []  # not a Glue table (or a mixed table's record only): nothing registered
         parts = wr.catalog.get_partitions(self.database, table, boto3_session=self.session)
         return sorted(values[0] for values in parts.values())
 
@@ -186,7 +243,9 @@ class GlueCatalog:
 def get_catalog(settings: Settings | None = None) -> Catalog:
     settings = settings or get_settings()
     if settings.catalog == "glue":
-        return GlueCatalog(settings.lake, settings.database)
+        from reviewflow.storage import aws
+
+        return GlueCatalog(settings.lake, settings.database, aws.session(settings.aws_conn_id, settings.aws_region))
     if settings.is_s3:
         raise ValueError("the duckdb catalog needs a local lake; use REVIEWFLOW_CATALOG=glue with s3://")
     return DuckDBCatalog(settings.lake, settings.database)

@@ -138,20 +138,31 @@ class LocalLake:
 
 
 class S3Lake:
-    def __init__(self, root: str, client=None):
+    """An S3 prefix; its client comes from the Airflow connection ``aws_conn_id`` (``storage.aws``).
+
+    ``aws_conn_id`` None means the ``aws_conn_id`` setting (read when the client is first needed).
+    """
+
+    def __init__(self, root: str, client=None, aws_conn_id: str | None = None):
         if not root.startswith("s3://"):
             raise ValueError(f"not an s3 uri: {root}")
         self.root = root.rstrip("/")
         bucket_prefix = self.root[len("s3://") :]
         self.bucket, _, self.prefix = bucket_prefix.partition("/")
         self._client = client
+        self.aws_conn_id = aws_conn_id
 
     @property
     def client(self):
         if self._client is None:
-            import boto3
+            from reviewflow.storage import aws
 
-            self._client = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or None)
+            conn_id = self.aws_conn_id
+            if conn_id is None:
+                from reviewflow.config import get_settings
+
+                conn_id = get_settings().aws_conn_id
+            self._client = aws.session(conn_id).client("s3")
         return self._client
 
     def _key(self, key: str) -> str:
@@ -218,12 +229,13 @@ class S3Lake:
         return len(keys)
 
 
-def get_lake(root: str | None = None) -> Lake:
+def get_lake(root: str | None = None, aws_conn_id: str | None = None) -> Lake:
     if root is None:
         from reviewflow.config import get_settings
 
-        root = get_settings().lake
-    return S3Lake(root) if root.startswith("s3://") else LocalLake(root)
+        settings = get_settings()
+        root, aws_conn_id = settings.lake, aws_conn_id or settings.aws_conn_id
+    return S3Lake(root, aws_conn_id=aws_conn_id) if root.startswith("s3://") else LocalLake(root)
 
 
 # -- typed helpers shared by every stage ---------------------------------------------------

@@ -54,13 +54,21 @@ class DuckDBEngine:
 
 
 class AthenaEngine:
-    """Athena through awswrangler, with execution parameters (qmark) for bound values."""
+    """Athena through awswrangler, with execution parameters (qmark) for bound values.
 
-    def __init__(self, database: str, workgroup: str = "primary", s3_output: str | None = None, boto3_session=None):
+    Its boto3 session comes from the Airflow connection ``aws_conn_id`` (``storage.aws``).
+    """
+
+    def __init__(
+        self, database: str, workgroup: str = "primary", s3_output: str | None = None, boto3_session=None,
+        aws_conn_id: str = "aws_default",
+    ):  # fmt: skip
+        from reviewflow.storage import aws
+
         self.database = validate_identifier(database)
         self.workgroup = workgroup
         self.s3_output = s3_output or None
-        self.session = boto3_session
+        self.session = boto3_session if boto3_session is not None else aws.session(aws_conn_id)
 
     def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
         import awswrangler as wr
@@ -87,5 +95,8 @@ def _athena_literal(value) -> str:
 def get_engine(settings: Settings | None = None) -> SqlEngine:
     settings = settings or get_settings()
     if settings.sql == "athena":
-        return AthenaEngine(settings.database, settings.athena_workgroup, settings.athena_output)
+        from reviewflow.storage import aws
+
+        session = aws.session(settings.aws_conn_id, settings.aws_region)
+        return AthenaEngine(settings.database, settings.athena_workgroup, settings.athena_output, session)
     return DuckDBEngine(settings.lake, settings.database)

@@ -4,20 +4,75 @@
     write_report(lake, model_name, version, evaluation, ...) -> uri   # report.html + evaluation.json
 
 Sections: headline metrics and run info, the gate's decision, per-class scores and the confusion
-matrix, the comparison with the champion (same test split), macro-F1 by facet, and the
-post-training bias table. The page is templates/model_report.html.j2 of reviewflow.reports, the
+matrix, the comparison with the champion (same test split), macro-F1 by facet, the
+post-training bias table, and the global importance: for a TF-IDF model the terms with the
+largest weight per class (``global_importance``, from include/models/explain.py); a BERT model
+has no global weights (its reasons are per review, in the review queue). The page is templates/model_report.html.j2 of reviewflow.reports, the
 plots matplotlib's Figure API (reviewflow.reports.render: no pyplot, no global state).
 """
 
 from __future__ import annotations
 
+import io
+
 from reviewflow import layout
 from reviewflow.contract import CLASS_NAMES, FACETS
 from reviewflow.reports.render import figure, png_data_uri, render
-from reviewflow.storage.lake import Lake, write_json
+from reviewflow.storage.lake import Lake, read_json, write_json
 from reviewflow.training.evaluate import BIAS_METRICS, compare
 
 DPI = 110
+GLOBAL_TOP_TERMS = 15  # per class in the report
+BERT_NOTE = ("A fine-tuned transformer has no global term weights: its reasons are per review "
+             "(integrated-gradients word attributions, the review queue's reasons column).")  # fmt: skip
+
+
+def global_importance(lake: Lake, model_name: str, version: str, top: int = GLOBAL_TOP_TERMS) -> dict:
+    """``{kind, terms: {class: [{term, weight}]} | None, note}`` for models/<model>/<version>/.
+
+    TF-IDF: the classifier's largest positive coefficients per class (read from ``model.joblib``).
+    Other kinds, or a model dir without its file: ``terms`` None and a note saying why.
+    """
+    import joblib
+
+    from reviewflow.training.predictor import _entry_point, explain_module
+
+    prefix = layout.model_prefix(model_name, version)
+    meta = prefix + "model_meta.json"
+    kind = read_json(lake, meta).get("kind", model_name) if lake.exists(meta) else model_name
+    if kind == "bert":
+        return {"kind": kind, "terms": None, "note": BERT_NOTE}
+    if kind != "tfidf":
+        return {"kind": kind, "terms": None, "note": f"no global importance for a {kind} model"}
+    key = prefix + _entry_point("tfidf").MODEL_FILE
+    if not lake.exists(key):
+        return {"kind": kind, "terms": None, "note": f"no model file at {lake.uri(key)}"}
+    pipeline = joblib.load(io.BytesIO(lake.read_bytes(key)))
+    terms = explain_module().tfidf_global_terms(pipeline, top)
+    return {
+        "kind": kind,
+        "terms": {c: [{"term": t, "weight": round(w, 4)} for t, w in rows] for c, rows in terms.items()},
+        "note": "Largest logistic-regression (or mean calibrated linear SVM) coefficients per class; quoted "
+        "terms are character n-grams, their spaces the word boundaries.",
+    }
+
+
+def importance_plot(importance: dict) -> str:
+    """The top terms per class as horizontal bars (one panel per class), a PNG data URI; "" without terms."""
+    terms = importance.get("terms") or {}
+    if not any(terms.values()):
+        return ""
+    fig = figure(figsize=(3.6 * len(terms), 0.26 * max(len(v) for v in terms.values()) + 1.0))
+    axes = fig.subplots(1, len(terms), squeeze=False)[0]
+    colors = {"negative": "#c44e52", "neutral": "#8c8c8c", "positive": "#55a868"}
+    for ax, (name, rows) in zip(axes, terms.items(), strict=True):
+        ax.barh(range(len(rows)), [r["weight"] for r in rows], color=colors.get(name, "#4c72b0"))
+        ax.set_yticks(range(len(rows)), [r["term"] for r in rows], fontsize=8)
+        ax.invert_yaxis()  # largest on top
+        ax.set_title(f"{name}: top terms", fontsize=9)
+        ax.set_xlabel("coefficient", fontsize=8)
+    fig.tight_layout()
+    return png_data_uri(fig, dpi=DPI)
 
 
 def confusion_plot(evaluation: dict, title: str) -> str:
@@ -92,8 +147,10 @@ def render_report(
     champion: dict | None = None,
     decision: dict | None = None,
     dppl_threshold: float | None = None,
+    importance: dict | None = None,
 ) -> str:
-    """A self-contained HTML page: metrics, confusion matrix, facet F1, bias, champion comparison."""
+    """A self-contained HTML page: metrics, confusion matrix, facet F1, bias, champion comparison,
+    and ``importance`` (``global_importance``) when given."""
     return render(
         "model_report.html.j2",
         title=f"Model report: {model_name} {version}",
@@ -109,6 +166,8 @@ def render_report(
         facets=facet_plot(evaluation, champion),
         bias_rows=_bias_rows(evaluation, dppl_threshold),
         dppl_threshold=dppl_threshold,
+        importance=importance,
+        importance_chart=importance_plot(importance) if importance else "",
     )
 
 
@@ -122,10 +181,16 @@ def write_report(
     decision: dict | None = None,
     dppl_threshold: float | None = None,
 ) -> str:
-    """Write ``report.html`` and ``evaluation.json`` under reports/models/<model>/<version>/."""
+    """Write ``report.html`` and ``evaluation.json`` under reports/models/<model>/<version>/.
+
+    The global importance is read from the model's files (models/<model>/<version>/) and kept
+    in ``evaluation.json`` too (``global_importance``).
+    """
     prefix = layout.model_report_prefix(model_name, version)
-    page = render_report(evaluation, model_name, version, info, champion, decision, dppl_threshold)
+    importance = global_importance(lake, model_name, version)
+    page = render_report(evaluation, model_name, version, info, champion, decision, dppl_threshold, importance)
     uri = lake.write_bytes(prefix + "report.html", page.encode())
     write_json(lake, prefix + "evaluation.json", {"model_name": model_name, "version": version, **evaluation,
-                                                  "champion": champion, "decision": decision})  # fmt: skip
+                                                  "champion": champion, "decision": decision,
+                                                  "global_importance": importance})  # fmt: skip
     return uri

@@ -1,5 +1,7 @@
 """What the sentiment_training tasks do, each a call: evaluate and register, gate, finalize.
 
+Each evaluated model is logged to MLflow (training/tracking.py: a child run of the DAG run's run,
+the TF-IDF leaderboard as its children) and registered (MLflow registry + the lake's JSON).
 Each function reads and writes the lake through the registry (training/registry.py), evaluates
 with training/evaluate.py, renders the model report, and applies the gate policy (training/gate.py).
 """
@@ -12,9 +14,10 @@ from reviewflow import layout
 from reviewflow.config import Settings
 from reviewflow.layout import model_prefix
 from reviewflow.storage.lake import Lake, read_json, write_json
+from reviewflow.training import tracking
 from reviewflow.training.gate import choose_challenger, gate
 from reviewflow.training.predictor import load_predictor
-from reviewflow.training.registry import KINDS, champion, record_decision, register
+from reviewflow.training.registry import KINDS, champion, code_version, record_decision, register
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +38,7 @@ def run_gate(
     from reviewflow.training.report import write_report
 
     entry, evaluation, choice = choose_challenger(candidates, settings)
-    current = champion(lake)
+    current = champion(lake, settings)
     champion_eval = None
     if current is not None:
         log.info("re-evaluating champion %s %s on this run's test split", current["model_name"], current["version"])
@@ -57,7 +60,13 @@ def run_gate(
               "validation macro-F1": entry["metrics"].get("validation", {}).get("macro_f1")},
         champion=champion_eval, decision=decision, dppl_threshold=settings.fairness_max_abs_dppl,
     )  # fmt: skip
-    record_decision(lake, run_id, decision)
+    record_decision(lake, run_id, decision, settings)
+    # the challenger's MLflow run gets the report as it now reads (with the champion and the decision)
+    mlflow_run = (entry.get("mlflow") or {}).get("run_id")
+    if mlflow_run:
+        report_prefix = layout.model_report_prefix(entry["model_name"], entry["version"])
+        tracking.log_artifacts(tracking.store_for(lake, settings, entry["mlflow"].get("tracking_uri")), lake, mlflow_run,
+                               [("report", report_prefix + "report.html"), ("report", report_prefix + "evaluation.json")])  # fmt: skip
     return decision
 
 
@@ -92,12 +101,22 @@ def evaluate_and_register(lake: Lake, model_name: str, version: str, dt: str, ru
         lake, model_name, version, evaluation, info=info, dppl_threshold=settings.fairness_max_abs_dppl
     )
     snapshot = read_json(lake, layout.snapshot_key(dt)) if lake.exists(layout.snapshot_key(dt)) else None
+    leaderboard = read_json(lake, prefix + "leaderboard.json") if lake.exists(prefix + "leaderboard.json") else None
+    report_prefix = layout.model_report_prefix(model_name, version)
+    runs = tracking.log_model_run(
+        tracking.store_for(lake, settings), lake, dag_run_id=run_id, dt=dt, model_name=model_name, version=version,
+        kind=kind, metrics=metrics, params=params, evaluation=evaluation, snapshot=snapshot,
+        dataset_uri=lake.uri(layout.dataset_key(dt)), code=code_version(), leaderboard=leaderboard,
+        artifacts=[("report", report_prefix + "report.html"), ("evaluation", prefix + "evaluation.json")]
+        + [("model", prefix + name) for name in ("metrics.json", "params.json", "model_meta.json", "leaderboard.json")],
+    )  # fmt: skip
     register(
         lake, model_name, version, kind, metrics, params, snapshot, evaluation,
         run_id=run_id, dt=dt, dataset_uri=lake.uri(layout.dataset_key(dt)), report_uri=report,
+        settings=settings, mlflow_run_id=runs["model_run_id"],
     )  # fmt: skip
     return {"model_name": model_name, "version": version, "kind": kind, "test_macro_f1": evaluation["macro_f1"],
-            "test_accuracy": evaluation["accuracy"], "report_uri": report}  # fmt: skip
+            "test_accuracy": evaluation["accuracy"], "report_uri": report, "mlflow_run_id": runs["run_id"]}  # fmt: skip
 
 
 def run_candidates(lake: Lake, version: str, model_names=KINDS) -> list[tuple[dict, dict]]:
@@ -110,7 +129,9 @@ def run_candidates(lake: Lake, version: str, model_names=KINDS) -> list[tuple[di
     return out
 
 
-def finalize_decision(lake: Lake, run_id: str, decision: dict, promoted: dict | None, approval: dict | None) -> dict:
+def finalize_decision(
+    lake: Lake, run_id: str, decision: dict, promoted: dict | None, approval: dict | None, settings=None
+) -> dict:
     """The run's final word: promoted, refused by the gate, or rejected by the reviewer."""
     final = dict(decision)
     reasons = list(decision.get("reasons", []))
@@ -133,5 +154,5 @@ def finalize_decision(lake: Lake, run_id: str, decision: dict, promoted: dict | 
         final["status"] = "refused"
     final["reasons"] = reasons
     final["promote"] = promoted is not None
-    record_decision(lake, run_id, final)
+    record_decision(lake, run_id, final, settings)
     return final

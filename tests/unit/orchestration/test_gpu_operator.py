@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import aws_connection
 import pandas as pd
 import pytest
 
@@ -23,6 +24,7 @@ from reviewflow.training.dataset import assemble
 from tools import sample_data
 
 PARAMS = {"max_train_samples": 30, "epochs": 1, "max_length": 32, "batch_size": 8, "max_minutes": 1}
+aws_conn = aws_connection.aws_conn  # the fixture: AWS only through AIRFLOW_CONN_AWS_DEFAULT
 
 
 def settings_for(backend: str, lake: str = "/tmp/lake"):
@@ -90,6 +92,33 @@ def test_kubernetes_backend_pod_asks_for_a_gpu():
     assert args[args.index("--model-name-or-path") + 1] == "bert-base-uncased"  # a local path means nothing in a pod
     assert pod.spec.node_selector == {"nvidia.com/gpu.present": "true"}
     assert any(t.key == "nvidia.com/gpu" and t.effect == "NoSchedule" for t in pod.spec.tolerations)
+    # the pod is watched by the triggerer: no worker slot held for hours of training
+    assert op.deferrable is True and op.poll_interval == 30 and op.logging_interval == 300
+
+
+def test_kubernetes_backend_defers_the_pod_watch_to_the_triggerer():
+    from airflow.providers.cncf.kubernetes.triggers.pod import KubernetesPodTrigger
+    from airflow.sdk.exceptions import TaskDeferred
+
+    settings = replace(settings_for("kubernetes", "s3://lake"), k8s_namespace="training")
+    op = gpu_training_task("train_bert", "bert", "s3://lake/d.parquet", "s3://lake/out", settings, **PARAMS)
+    op.pod = op.build_pod_request_obj(dry_run=True)  # what execute_async has created in the cluster
+    with pytest.raises(TaskDeferred) as deferred:
+        op.invoke_defer_method()
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, KubernetesPodTrigger) and deferred.value.method_name == "trigger_reentry"
+    _, kwargs = trigger.serialize()  # what the triggerer receives
+    assert (kwargs["pod_name"], kwargs["pod_namespace"]) == (op.pod.metadata.name, "training")
+    assert kwargs["get_logs"] is True and kwargs["on_finish_action"] == "delete_succeeded_pod"
+    assert kwargs["poll_interval"] == 30 and kwargs["logging_interval"] == 300
+
+
+def test_kubernetes_operator_kwargs_override_the_defaults():
+    op = gpu_training_task(
+        "train_bert", "bert", "s3://lake/d.parquet", "s3://lake/out", settings_for("kubernetes", "s3://lake"),
+        operator_kwargs={"deferrable": False, "poll_interval": 5},
+    )  # fmt: skip
+    assert op.deferrable is False and op.poll_interval == 5
 
 
 def test_sagemaker_backend_training_job_config():
@@ -110,6 +139,13 @@ def test_sagemaker_backend_training_job_config():
     assert hyper["model-name-or-path"] == "s3://reviewflow-lake/base-models/minilm/"  # synced by the entry point
     assert config["S3Operations"]["S3Upload"][0]["Path"] == str(MODELS_DIR)
     assert "{{ ds_nodash }}" in config["TrainingJobName"]
+    # the job is polled by the triggerer, with the connection the lake, Glue and Athena use
+    assert op.deferrable is True and op.wait_for_completion is True
+    assert op.aws_conn_id == settings.aws_conn_id == "aws_default"
+    other = gpu_training_task(
+        "t", "bert", dataset, "s3://reviewflow-lake/prod/o", replace(settings, aws_conn_id="aws_ml")
+    )
+    assert other.aws_conn_id == "aws_ml"
 
 
 @pytest.mark.aws
@@ -144,6 +180,46 @@ def test_sagemaker_training_job_is_created_on_moto(aws_env):
 
     names = tarfile.open(fileobj=io.BytesIO(source)).getnames()
     assert {"bert.py", "tfidf.py", "model_io.py"} <= set(names)  # the entry points import model_io
+
+
+@pytest.mark.aws
+def test_sagemaker_job_through_the_connection_and_the_triggers_completion(aws_conn, tmp_path):
+    """The job is created with ``aws_default`` (AIRFLOW_CONN_AWS_DEFAULT, moto); the trigger the operator
+    defers to polls it through the same connection (aiobotocore, as in the triggerer) and completes it."""
+    import asyncio
+
+    pytest.importorskip("aiobotocore", reason="the deferrable SageMaker trigger needs aiobotocore")
+    from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
+
+    from reviewflow.storage import aws
+
+    s3 = aws.session().client("s3")
+    s3.create_bucket(Bucket="reviewflow-conn-lake")
+    key = "prod/models/datasets/dt=2024-03-02/dataset.parquet"
+    s3.put_object(Bucket="reviewflow-conn-lake", Key=key, Body=b"PAR1")
+    settings = replace(
+        settings_for("sagemaker", "s3://reviewflow-conn-lake/prod"),
+        sagemaker_role="arn:aws:iam::123456789012:role/reviewflow-sagemaker",
+    )
+    op = gpu_training_task(
+        "train_bert", "bert", f"s3://reviewflow-conn-lake/{key}", "s3://reviewflow-conn-lake/prod/models/bert/v2",
+        settings, operator_kwargs={"print_log": False, "check_interval": 1}, **PARAMS,
+    )  # fmt: skip
+    assert op.deferrable and op.wait_for_completion and op.aws_conn_id == "aws_default"
+    op.config["TrainingJobName"] = "reviewflow-bert-20240302"
+    result = op.execute({})  # moto completes jobs at once, so the operator returns without deferring
+    assert result["Training"]["TrainingJobName"] == "reviewflow-bert-20240302"
+
+    trigger = SageMakerTrigger(job_name="reviewflow-bert-20240302", job_type="Training",
+                               waiter_delay=op.check_interval, waiter_max_attempts=3, aws_conn_id=op.aws_conn_id)  # fmt: skip
+
+    async def first_event():
+        async for event in trigger.run():
+            return event.payload
+
+    event = asyncio.run(first_event())
+    assert event["status"] == "success" and event["job_name"] == "reviewflow-bert-20240302"
+    assert op.execute_complete({}, event)["Training"]["TrainingJobStatus"] == "Completed"
 
 
 def test_unknown_model_is_refused():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import re
+
 import pandas as pd
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -17,6 +20,7 @@ from reviewflow.scoring.labels import collect_labels
 from reviewflow.scoring.score import PREDICTION_COLUMNS, review_texts, score_partition, unscored_partitions
 from reviewflow.storage.catalog import DuckDBCatalog
 from reviewflow.storage.lake import LocalLake, read_parquet, write_parquet
+from reviewflow.training.predictor import _entry_point, explain_module, load_predictor
 from tools import sample_data
 
 DT = "2024-04-01"
@@ -68,6 +72,88 @@ def test_score_partition_writes_contract_columns_and_queue(lake_root, model):
     again = read_parquet(lake, f"predictions/dt={DT}/part-0.parquet")
     pd.testing.assert_frame_equal(predictions.drop(columns="scored_at"), again.drop(columns="scored_at"))
     assert unscored_partitions(catalog, DT) == [DT]
+
+
+@pytest.fixture(scope="module")
+def tfidf_entry(tmp_path_factory) -> dict:
+    """A registry entry for a model trained by include/models/tfidf.py (quick grid) on other generated days."""
+    from reviewflow import contract
+    from reviewflow.ingest import curate
+    from reviewflow.training.dataset import assemble
+
+    raw = sample_data.generate_reviews(1200, seed=41, start_index=4_100_000)
+    raw.columns = [contract.snake_case(c) for c in raw.columns]
+    frame = assemble(curate.to_curated(raw, "day.csv", "test-run").assign(dt="2024-03-01"), None)
+    path = tmp_path_factory.mktemp("dataset") / "dataset.parquet"
+    frame.to_parquet(path, index=False)
+    out = tmp_path_factory.mktemp("tfidf") / "model"
+    _entry_point("tfidf").run(str(path), str(out), grid="quick")
+    return {"kind": "tfidf", "model_uri": str(out), "model_name": "tfidf", "version": "v1"}
+
+
+REASON = re.compile(r"^(?P<term>.+) \((?P<value>[+-]\d+\.\d{2})\)$")
+
+
+def test_the_review_queue_carries_the_reasons_and_round_trips_into_labels(lake_root, tfidf_entry):
+    lake = LocalLake(lake_root)
+    curated = curate_day(lake, DT, 400, seed=3)
+    catalog = DuckDBCatalog(lake_root)
+    predict = load_predictor(tfidf_entry)
+    summary = score_partition(lake, catalog, DT, predict, tfidf_entry, queue_threshold=0.6, explain_top=3)
+    raw = lake.read_bytes(f"review_queue/dt={DT}/review_queue.csv")
+    queue = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False)
+    assert summary["queued_for_review"] == len(queue) >= 20
+    assert list(queue.columns) == ["review_id", "review_text", "sentiment_pred", "confidence", "reasons",
+                                   "model_name", "model_version", "label"]  # fmt: skip
+    assert (queue["reasons"] != "").all()
+    # the same reasons as explain.py gives for that row's text and predicted class
+    pipeline = _entry_point("tfidf").load_model(tfidf_entry["model_uri"])
+    classes = queue["sentiment_pred"].astype(int).map({-1: 0, 0: 1, 1: 2})
+    expected = explain_module().tfidf_reasons(pipeline, queue["review_text"].tolist(), classes.tolist(), top=3)
+    for row, want in zip(queue.itertuples(), expected, strict=True):
+        parts = [REASON.match(p) for p in row.reasons.split("; ")]
+        assert all(parts) and len(parts) == len(want) <= 3, row.reasons
+        assert [(p["term"], float(p["value"])) for p in parts] == [(t, round(v, 2)) for t, v in want]
+        words = set(re.findall(r"\w[\w']*", row.review_text.lower()))
+        for p in parts:  # a term is words of the review (or a quoted character n-gram of it)
+            term = p["term"]
+            assert set(term.split()) <= words or (term.startswith("'") and term.strip("'").strip() in
+                                                    row.review_text.lower()), (term, row.review_text)  # fmt: skip
+
+    # a person fills `label` in the file as written (reasons and all) and drops it into landing/labels/
+    names = ["negative", "neutral", "positive"]
+    labelled = queue.assign(label=[names[i % 3] if i < 12 else "" for i in range(len(queue))])
+    lake.write_bytes("landing/labels/2024-04-02-reviewer.csv", labelled.to_csv(index=False).encode())
+    collected = collect_labels(lake)
+    merged = read_parquet(lake, LABELS_KEY).set_index("review_id")["label"].to_dict()
+    assert merged == {rid: (i % 3) - 1 for i, rid in enumerate(queue["review_id"].head(12))}
+    assert collected["rows_valid"] == 12 and collected["rows_quarantined"] == len(queue) - 12
+    rejected = read_parquet(lake, "quarantine/labels/rows/2024-04-02-reviewer.csv.parquet")
+    assert {tuple(r) for r in rejected["reasons"]} == {("label not filled in",)}  # nothing about the extra column
+    assert set(merged) <= set(curated["review_id"])
+
+
+def test_a_predictor_without_explain_leaves_reasons_empty(lake_root, model):
+    lake = LocalLake(lake_root)
+    curate_day(lake, DT, 200, seed=4)
+    score_partition(lake, DuckDBCatalog(lake_root), DT, model.predict_proba, {"model_name": "m", "version": 1}, 0.6)
+    queue = pd.read_csv(lake.path(f"review_queue/dt={DT}/review_queue.csv"), dtype=str, keep_default_na=False)
+    assert len(queue) and "reasons" in queue.columns and (queue["reasons"] == "").all()
+
+
+def test_the_explain_settings_apply_and_bad_ones_fail_clearly(lake_root, tfidf_entry, monkeypatch):
+    lake = LocalLake(lake_root)
+    curate_day(lake, DT, 100, seed=5)
+    catalog = DuckDBCatalog(lake_root)
+    monkeypatch.setenv("REVIEWFLOW_EXPLAIN_TOP_TERMS", "2")
+    score_partition(lake, catalog, DT, load_predictor(tfidf_entry), tfidf_entry, 0.9)  # as the DAG calls it
+    queue = pd.read_csv(lake.path(f"review_queue/dt={DT}/review_queue.csv"), dtype=str, keep_default_na=False)
+    assert len(queue) and {r.count("; ") for r in queue["reasons"]} == {1}  # two terms a row
+    with pytest.raises(ValueError, match="explain_top must be >= 1"):
+        score_partition(lake, catalog, DT, load_predictor(tfidf_entry), tfidf_entry, 0.9, explain_top=0)
+    monkeypatch.setenv("REVIEWFLOW_EXPLAIN_TOP_TERMS", "0")
+    with pytest.raises(ValueError, match="top must be at least 1, got 0"):
+        score_partition(lake, catalog, DT, load_predictor(tfidf_entry), tfidf_entry, 0.9)
 
 
 def test_unscored_partitions_lists_the_backlog(lake_root, model):

@@ -330,6 +330,32 @@ def test_registry_champion_alias_decisions_and_predictor(lake_root, tfidf_dir, s
     assert probs.shape == (2, 3) and probs[0].argmax() == 2
 
 
+def test_the_model_report_shows_global_importance(lake_root, tfidf_dir, synthetic_dataset):
+    from markupsafe import escape
+
+    from reviewflow.training.predictor import explain_module
+    from reviewflow.training.report import BERT_NOTE, global_importance
+
+    lake = LocalLake(lake_root)
+    write_parquet(lake, dataset_key(DT1), synthetic_dataset)
+    _copy_model(tfidf_dir, lake, "tfidf", "v1")
+    evaluate_and_register(lake, "tfidf", "v1", DT1, "run-1", SETTINGS)
+    page = lake.read_bytes("reports/models/tfidf/v1/report.html").decode()
+    assert "What the model looks at (global importance)" in page and 'alt="top terms per class"' in page
+    saved = read_json(lake, "reports/models/tfidf/v1/evaluation.json")["global_importance"]
+    expected = explain_module().tfidf_global_terms(_entry_point("tfidf").load_model(tfidf_dir), 15)
+    assert list(saved["terms"]) == ["negative", "neutral", "positive"]
+    for name, rows in expected.items():
+        assert [r["term"] for r in saved["terms"][name]] == [t for t, _ in rows]
+        assert str(escape(rows[0][0])) in page  # the strongest term of each class is in the table
+    # a BERT model has no global weights: the report says where its reasons are
+    lake.write_bytes(model_prefix("bert", "v1") + "model_meta.json", json.dumps({"kind": "bert"}).encode())
+    bert = global_importance(lake, "bert", "v1")
+    assert bert == {"kind": "bert", "terms": None, "note": BERT_NOTE}
+    evaluation = read_json(lake, "reports/models/tfidf/v1/evaluation.json")
+    assert str(escape(BERT_NOTE)) in render_report(evaluation, "bert", "v1", importance=bert)
+
+
 def test_register_needs_a_trained_model_dir(lake_root):
     lake = LocalLake(lake_root)
     with pytest.raises(ValueError, match="unknown model kind"):
