@@ -196,6 +196,8 @@ def bert_reasons(
         raise ValueError(f"{len(texts)} texts but {len(predicted)} predicted classes")
     chosen = max(0, min(max_rows, len(texts)))
     out: list[Reasons | None] = [None] * len(texts)
+    if chosen == 0:
+        return out
     device = next(model.parameters()).device
     model.eval()
 

@@ -112,6 +112,8 @@ def test_a_planted_decay_is_measured_alerted_and_emitted(airflow_db, curated_lak
 
     concept = read_json(lake, f"reports/drift/dt={DATES[-1]}/drift_report.json")["concept"]  # concept drift
     assert set(concept) >= {"predicted", "realised", "psi"} and sum(concept["realised"].values()) == pytest.approx(1)
+    drift_html = lake.read_bytes(f"reports/drift/dt={DATES[-1]}/drift_report.html").decode()
+    assert "Concept drift: predicted vs realised labels" in drift_html
 
     records = [json.loads(x) for x in lake.read_bytes(f"reports/alerts/dt={DATES[-1]}/alerts.jsonl").splitlines()]
     decay = [r for r in records if r["kind"] == "realised_quality"]

@@ -25,6 +25,7 @@ every backend's templated fields). The backends' own settings (image, role, name
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -173,7 +174,9 @@ def sagemaker_config(model: str, dataset_uri: str, output_dir: str, settings: Se
         **{k.replace("_", "-"): str(v) for k, v in params.items() if v is not None and v != ""},
     }
     return {
-        "TrainingJobName": f"reviewflow-{model}-{{{{ ds_nodash }}}}",
+        # unique per run and try (SageMaker refuses a reused name); an asset-triggered run has no ds_nodash
+        "TrainingJobName": f"reviewflow-{model}-{{{{ ti.xcom_pull(task_ids='build_dataset', key='version') }}}}"
+        "-{{ ti.try_number }}",
         "AlgorithmSpecification": {
             "TrainingImage": settings.sagemaker_image,
             "TrainingInputMode": "File",
@@ -243,7 +246,9 @@ def gpu_training_task(
         kwargs.setdefault("print_log", True)
         kwargs.setdefault("check_interval", 60)
         kwargs.setdefault("aws_conn_id", settings.aws_conn_id)  # the connection the lake, Glue and Athena use
-        kwargs.setdefault("deferrable", True)  # the job is polled by the triggerer, not by a worker slot
+        # the job is polled by the triggerer, not by a worker slot; its trigger needs aiobotocore, which no
+        # release pairs with the locked botocore yet: without it the worker polls (deferring would fail)
+        kwargs.setdefault("deferrable", importlib.util.find_spec("aiobotocore") is not None)
         return SageMakerTrainingOperator(
             task_id=task_id, config=sagemaker_config(model, dataset_uri, output_dir, settings, params), **kwargs
         )

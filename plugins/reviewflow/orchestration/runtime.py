@@ -27,7 +27,7 @@ class TaskEnv:
     def lake(self) -> Lake:
         from reviewflow.storage.lake import get_lake
 
-        return get_lake(self.settings.lake)
+        return get_lake(self.settings.lake, self.settings.aws_conn_id)  # no second settings read for the connection
 
     @cached_property
     def catalog(self) -> Catalog:

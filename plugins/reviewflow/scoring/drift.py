@@ -109,8 +109,9 @@ def concept_shares(predicted: pd.Series, realised: pd.Series) -> dict:
             "gap": {k: round(pred[k] - real[k], 4) for k in pred}}  # fmt: skip
 
 
-def render_html(dt: str, model: str, reference: dict, current: dict, result: dict) -> str:
-    """A self-contained page: the checks, then reference vs today for each distribution."""
+def render_html(dt: str, model: str, reference: dict, current: dict, result: dict, concept: dict | None = None) -> str:
+    """A self-contained page: the checks, predicted vs realised label shares (concept drift), then
+    reference vs today for each distribution."""
     from reviewflow.reports.render import render
 
     distributions = [
@@ -119,7 +120,8 @@ def render_html(dt: str, model: str, reference: dict, current: dict, result: dic
         ("Department mix", "department"),
     ]
     return render("drift_report.html.j2", empty=False, dt=dt, model=model, reference=reference, current=current,
-                  result=result, distributions=distributions)  # fmt: skip
+                  result=result, distributions=distributions, concept=concept,
+                  label_names={"-1": "negative", "0": "neutral", "1": "positive"})  # fmt: skip
 
 
 def champion_reference(lake, champion: dict) -> dict:
@@ -192,7 +194,7 @@ def drift_report(lake, dt: str, settings: Settings) -> dict:
         prefix,
         {
             "drift_report.json": json.dumps(report, indent=2).encode(),
-            "drift_report.html": render_html(dt, model, reference, current, result).encode(),
+            "drift_report.html": render_html(dt, model, reference, current, result, report.get("concept")).encode(),
         },
     )
     report["uri"] = lake.uri(prefix + "drift_report.html")

@@ -183,3 +183,19 @@ def test_drift_concept_shares_compare_predicted_with_realised_labels():
     assert same["psi"] == 0 and same["realised"] == {"-1": 0.25, "0": 0.25, "1": 0.5}
     shifted = concept_shares(pd.Series([1, 1, 1, 1]), pd.Series([-1, -1, 1, 1]))
     assert shifted["gap"] == {"-1": -0.5, "0": 0.0, "1": 0.5} and shifted["psi"] > 0.2
+
+
+def test_drift_html_shows_predicted_vs_realised_shares():
+    from reviewflow.scoring.drift import concept_shares, render_html
+
+    reference = {"rows": 4, "predicted": {"-1": 0.25, "0": 0.25, "1": 0.5}, "length": {}, "department": {},
+                 "oov_share": 0.0}  # fmt: skip
+    current = {**reference, "rows": 4}
+    concept = concept_shares(pd.Series([1, 1, 1, 1]), pd.Series([-1, -1, 1, 1]))
+    html = render_html("2024-04-06", "tfidf v1", reference, current, {"checks": [], "alerts": []}, concept)
+    assert "Concept drift" in html
+    section = html.split("Concept drift", 1)[1]
+    assert "negative" in section and "-50.0 pt" in section and "+50.0 pt" in section  # the gaps, per label
+    assert "Concept drift" not in render_html(
+        "2024-04-06", "tfidf v1", reference, current, {"checks": [], "alerts": []}
+    )

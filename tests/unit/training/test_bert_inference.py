@@ -83,8 +83,13 @@ def test_each_cpu_mode_loads_and_predicts_the_fp32_labels(bert, tiny_model, text
     probs = bert.predict_proba(tiny_model, texts, inference=mode, device="cpu")
     assert probs.shape == (len(texts), 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
     assert bert.load_scorer(tiny_model, mode, "cpu")[4] == mode  # that mode really ran
-    agree = np.mean(probs.argmax(axis=1) == fp32.argmax(axis=1))
-    assert agree >= 0.85, f"{mode} agrees with fp32 on {agree:.0%} of the labels"
+    # a tiny model's probabilities sit near uniform, so its labels flip on noise: compare what it
+    # learned instead, the rows' deviations from fp32's mean, which the quantised model must keep
+    # (the labels' agreement on a real model is bench/bench_bert_scoring.py's "agree" column)
+    assert np.abs(probs - fp32).mean() < 0.05, f"{mode}: mean |p - p_fp32| {np.abs(probs - fp32).mean():.3f}"
+    centred = fp32 - fp32.mean(axis=0)
+    corr = np.corrcoef(centred.ravel(), (probs - fp32.mean(axis=0)).ravel())[0, 1]
+    assert corr > 0.8, f"{mode}: its probabilities follow fp32's with correlation {corr:.2f}"
     if mode == "onnx":  # same fp32 arithmetic, fused: the same probabilities
         assert np.allclose(probs, fp32, atol=1e-4)
     else:

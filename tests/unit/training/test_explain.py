@@ -183,7 +183,7 @@ def bert_dir(tmp_path_factory):
     return str(out)
 
 
-@pytest.mark.slow  # integrated gradients on CPU: ~1-3 s a row on a shared 2-core machine
+@pytest.mark.slow  # torch, a transformer and integrated gradients on CPU (~8 s; ~1 s a review of ~40 tokens)
 def test_bert_attributions_add_up_merge_word_pieces_and_stop_at_max_rows(bert_dir):
     import torch
 
