@@ -29,6 +29,7 @@ SQL_BACKENDS = ("duckdb", "athena")
 GPU_BACKENDS = ("local", "celery", "kubernetes", "sagemaker")
 NOTIFIERS = ("", "smtp", "slack", "slack_webhook", "apprise")
 SEVERITIES = ("info", "warning", "critical")
+BERT_INFERENCE_MODES = ("auto", "fp32", "int8", "onnx", "onnx-int8")  # include/models/bert.py INFERENCE_MODES
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
@@ -121,7 +122,7 @@ class Settings:
 ENV_NAMES = {"review_confidence_threshold": "REVIEWFLOW_REVIEW_CONFIDENCE"}
 CHOICES = {
     "catalog": CATALOG_BACKENDS, "sql": SQL_BACKENDS, "gpu_backend": GPU_BACKENDS, "notifier": NOTIFIERS,
-    "alert_min_severity": SEVERITIES,
+    "alert_min_severity": SEVERITIES, "bert_inference": BERT_INFERENCE_MODES,
 }  # fmt: skip
 
 

@@ -46,3 +46,17 @@ def test_bad_values_are_errors_not_defaults(env, overrides, message):
     with pytest.raises(ConfigError) as error:
         load_settings(env, overrides)
     assert message in str(error.value)
+
+
+def test_a_bert_inference_mode_outside_the_known_ones_is_refused():
+    import importlib.util
+
+    from reviewflow.config import BERT_INFERENCE_MODES, MODELS_DIR, ConfigError, load_settings
+
+    assert load_settings({"REVIEWFLOW_BERT_INFERENCE": "onnx-int8"}).bert_inference == "onnx-int8"
+    with pytest.raises(ConfigError, match="REVIEWFLOW_BERT_INFERENCE"):
+        load_settings({"REVIEWFLOW_BERT_INFERENCE": "fp16"})
+    spec = importlib.util.spec_from_file_location("bert_modes", MODELS_DIR / "bert.py")
+    source = spec.loader.get_source("bert_modes")
+    modes = ", ".join(f'"{m}"' for m in BERT_INFERENCE_MODES)
+    assert f"INFERENCE_MODES = ({modes})" in source  # the entry point's own list, kept equal
