@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task
 
 from reviewflow.orchestration.assets import PREDICTIONS
-from reviewflow.orchestration.dag_defaults import DEFAULT_ARGS, fail_fast, start_date
+from reviewflow.orchestration.dag_defaults import DEFAULT_ARGS, dt_param, fail_fast, start_date
 
 DOC = """
 ### Product insights
@@ -43,12 +43,7 @@ Outputs (rewritten whole on a rerun): tables `product_sentiment_daily` and `prod
     tags=["reviewflow", "insights"],
     doc_md=DOC,
     params={
-        "dt": Param(
-            None,
-            type=["null", "string"],
-            pattern=r"^\d{4}-\d{2}-\d{2}$",
-            description="Insights date YYYY-MM-DD (used when no asset event names one).",
-        ),
+        "dt": dt_param("Insights date YYYY-MM-DD (used when no asset event names one)."),
     },
 )
 def review_insights():

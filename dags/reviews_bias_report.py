@@ -7,7 +7,7 @@ from datetime import timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 
 from reviewflow.orchestration.assets import CURATED_REVIEWS
-from reviewflow.orchestration.dag_defaults import DEFAULT_ARGS, alerts_teardown, fail_fast, start_date
+from reviewflow.orchestration.dag_defaults import DEFAULT_ARGS, alerts_teardown, dt_param, fail_fast, start_date
 
 DOC = """
 ### Class imbalance and bias report
@@ -49,12 +49,7 @@ through `REVIEWFLOW_NOTIFIER`; a task that fails for good sends its own task-fai
     tags=["reviewflow", "bias"],
     doc_md=DOC,
     params={
-        "dt": Param(
-            None,
-            type=["null", "string"],
-            pattern=r"^\d{4}-\d{2}-\d{2}$",
-            description="Report date YYYY-MM-DD (used when no asset event names one).",
-        ),
+        "dt": dt_param("Report date YYYY-MM-DD (used when no asset event names one)."),
         "cddl_groups": Param(
             {},
             type="object",

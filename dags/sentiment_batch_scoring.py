@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable, dag, get_current_context, task
 
 from reviewflow.orchestration.assets import CHAMPION_MODEL, CURATED_REVIEWS, MODEL_DECAY, PREDICTIONS
-from reviewflow.orchestration.dag_defaults import DEFAULT_ARGS, alerts_teardown, fail_fast, gpu_queue, start_date
+from reviewflow.orchestration.dag_defaults import (
+    DEFAULT_ARGS,
+    alerts_teardown,
+    dt_param,
+    fail_fast,
+    gpu_queue,
+    start_date,
+)
 
 DOC = """
 ### Batch scoring, on new data
@@ -78,12 +85,7 @@ through `REVIEWFLOW_NOTIFIER`; a task that fails for good sends its own task-fai
     tags=["reviewflow", "scoring"],
     doc_md=DOC,
     params={
-        "dt": Param(
-            None,
-            type=["null", "string"],
-            pattern=r"^\d{4}-\d{2}-\d{2}$",
-            description="Score up to this date YYYY-MM-DD (when no asset event names one; default: the logical date).",
-        ),
+        "dt": dt_param("Score up to this date YYYY-MM-DD (when no asset event names one; default: the logical date)."),
     },
 )
 def sentiment_batch_scoring():

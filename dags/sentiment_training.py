@@ -10,7 +10,7 @@ from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable, Param, d
 
 from reviewflow.config import get_settings
 from reviewflow.orchestration.assets import CHAMPION_MODEL, MODEL_DECAY
-from reviewflow.orchestration.dag_defaults import DEFAULT_ARGS, alerts_teardown, fail_fast, start_date
+from reviewflow.orchestration.dag_defaults import DEFAULT_ARGS, alerts_teardown, dt_param, fail_fast, start_date
 from reviewflow.orchestration.gpu_training import gpu_training_task
 
 SETTINGS = get_settings()  # env only at parse time: cheap, no Airflow Variables, no heavy imports
@@ -68,12 +68,7 @@ through `REVIEWFLOW_NOTIFIER`; a task that fails for good sends its own task-fai
     tags=["reviewflow", "training"],
     doc_md=DOC,
     params={
-        "dt": Param(
-            None,
-            type=["null", "string"],
-            pattern=r"^\d{4}-\d{2}-\d{2}$",
-            description="Train for this date YYYY-MM-DD (when no asset event names one; default: the logical date).",
-        ),
+        "dt": dt_param("Train for this date YYYY-MM-DD (when no asset event names one; default: the logical date)."),
         "train_bert": Param(SETTINGS.train_bert, type="boolean", description="Train the BERT model too (GPU backend)."),
         "bert_max_train_samples": Param(
             SETTINGS.bert_max_train_samples,

@@ -48,6 +48,13 @@ DEFAULT_ARGS = {
 }
 
 
+def dt_param(description: str):
+    """The optional ``dt`` param (YYYY-MM-DD) every DAG takes for a run no asset event dates: orchestration/run_date.py reads it."""
+    from airflow.sdk import Param
+
+    return Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{2}-\d{2}$", description=description)
+
+
 def start_date() -> datetime:
     """First logical date of the scheduled DAGs (REVIEWFLOW_START_DATE, default 2024-01-01).
 
