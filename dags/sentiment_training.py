@@ -35,7 +35,8 @@ For D (after `reviews_ingest` has curated D):
    `models/datasets/dt=D/dataset.parquet` + `data_snapshot.json`.
 2. **train_tfidf** (here, CPU) and **train_bert** (where `REVIEWFLOW_GPU_BACKEND` says: local
    subprocess, Celery `gpu` queue, Kubernetes pod with `nvidia.com/gpu`, or a SageMaker job;
-   on CPU within the budget params). Both write `models/<model>/<version>/`.
+   on CPU within the budget params). Both write `models/<model>/<version>/`; **train_ensemble**
+   then weighs their probabilities on validation (no BERT run: skipped) into a third candidate.
 3. **evaluate_***: test macro-F1, per-class scores, confusion matrix, macro-F1 per facet and
    Clarify post-training bias (DPPL, DI, AD, RD); HTML report in `reports/models/<model>/<version>/`;
    the version is registered.
@@ -117,7 +118,7 @@ def sentiment_training():
             "dataset_uri": summary["dataset_uri"],
             "rows": summary["snapshot"]["rows"],
             "splits": summary["snapshot"]["splits"],
-            "outputs": {m: lake.uri(model_prefix(m, version)) for m in ("tfidf", "bert")},
+            "outputs": {m: lake.uri(model_prefix(m, version)) for m in ("tfidf", "bert", "ensemble")},
             "bert_output": lake.uri(model_prefix("bert", version)),
         }
 
@@ -127,6 +128,14 @@ def sentiment_training():
 
         with fail_fast("training tfidf"):
             return run_entry_point("tfidf", built["dataset_uri"], built["outputs"]["tfidf"])
+
+    @task(multiple_outputs=False)
+    def train_ensemble(built: dict) -> dict:
+        from reviewflow.orchestration.gpu_training import run_entry_point
+
+        members = ",".join(f"{m}={built['outputs'][m]}" for m in ("tfidf", "bert"))
+        with fail_fast("combining the tfidf and bert models"):  # missing member predictions: no retry
+            return run_entry_point("ensemble", built["dataset_uri"], built["outputs"]["ensemble"], {"members": members})
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def want_bert() -> bool:
@@ -213,11 +222,17 @@ def sentiment_training():
         max_length="{{ params.bert_max_length }}",
     )
     tfidf_eval = evaluate.override(task_id="evaluate_tfidf")("tfidf", built)
-    train_tfidf(built) >> tfidf_eval
+    tfidf_trained = train_tfidf(built)
+    tfidf_trained >> tfidf_eval
     bert_eval = evaluate.override(task_id="evaluate_bert")("bert", built)
     built >> want_bert() >> train_bert >> bert_eval
+    # the ensemble needs both members (no BERT run: skipped with it)
+    ensembled = train_ensemble(built)
+    [tfidf_trained, train_bert] >> ensembled
+    ensemble_eval = evaluate.override(task_id="evaluate_ensemble")("ensemble", built)
+    ensembled >> ensemble_eval
     decision = gate(built)
-    [tfidf_eval, bert_eval] >> decision
+    [tfidf_eval, bert_eval, ensemble_eval] >> decision
     routed = route(decision)
     promoted = promote()
     routed >> [approval, no_approval_needed] >> promoted

@@ -9,7 +9,7 @@ import pytest
 from reviewflow import contract
 from reviewflow.ingest import curate
 from reviewflow.storage.catalog import DuckDBCatalog
-from reviewflow.storage.lake import LocalLake, read_json, write_parquet
+from reviewflow.storage.lake import LocalLake, read_json, read_parquet, write_parquet
 from tools import sample_data
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -50,31 +50,61 @@ def test_training_dag_promotes_a_first_champion_then_gates_the_next(airflow_db, 
     state, tasks = run_training(DAYS[0], TINY_BERT)
     assert state == "success", tasks
     assert tasks["train_bert"] == "success" and tasks["approval"] == "skipped" and tasks["promote"] == "success"
+    assert tasks["train_ensemble"] == "success" and tasks["evaluate_ensemble"] == "success"
     champion = read_json(lake, "models/champion.json")
-    assert champion["model_name"] in ("tfidf", "bert") and champion["model_uri"].startswith(lake_root)
+    assert champion["model_name"] in ("tfidf", "bert", "ensemble") and champion["model_uri"].startswith(lake_root)
     (decision_key,) = lake.list("models/decisions/")
     first = read_json(lake, decision_key)
     assert first["status"] == "promoted" and any("no champion yet" in r for r in first["reasons"])
     assert read_json(lake, "models/datasets/dt=2024-03-01/data_snapshot.json")["partitions"] == {DAYS[0]: 300}
-    for model in ("tfidf", "bert"):
+    for model in ("tfidf", "bert", "ensemble"):
         version = first["challenger"]["version"]
         assert lake.exists(f"models/{model}/{version}/registration.json")
         assert lake.exists(f"reports/models/{model}/{version}/report.html")
+    assert_ensemble_scores_as_its_members(lake, first["challenger"]["version"])
 
     # the next night, TF-IDF only: gated against the champion re-evaluated on the same test split
     state, tasks = run_training(DAYS[1], {**TINY_BERT, "train_bert": False})
     assert state == "success", tasks
     assert tasks["train_bert"] == "skipped" and tasks["evaluate_bert"] == "skipped" and tasks["gate"] == "success"
+    assert tasks["train_ensemble"] == "skipped" and tasks["evaluate_ensemble"] == "skipped"
     second = [read_json(lake, k) for k in lake.list("models/decisions/") if k != decision_key][0]
     assert second["status"] in ("promoted", "refused")
     assert second["champion"]["version"] == champion["version"]
     assert second["champion"]["macro_f1"] is not None
     assert any("bert: no evaluated model in this run" in r for r in second["candidates"])
+    assert any("ensemble: no evaluated model in this run" in r for r in second["candidates"])
     final = read_json(lake, "models/champion.json")
     assert final["version"] == (
         second["challenger"]["version"] if second["status"] == "promoted" else champion["version"]
     )
     assert_mlflow_holds_the_runs(lake_root, first, second, final)
+
+
+def assert_ensemble_scores_as_its_members(lake: LocalLake, version: str) -> None:
+    """The registered ensemble scores new texts as its weights say, from its members' own predictors."""
+    import numpy as np
+
+    from reviewflow.training.predictor import load_predictor
+    from reviewflow.training.registry import get_version
+
+    spec = read_json(lake, f"models/ensemble/{version}/ensemble.json")
+    assert set(spec["members"]) == {"tfidf", "bert"}
+    assert abs(sum(spec["weights"].values()) - 1) < 1e-9
+    texts = ["The zipper broke after one wash.", "Lovely soft fabric, fits perfectly!", "It is ok I guess."]
+    members = {kind: load_predictor(get_version(lake, kind, version))(texts) for kind in ("tfidf", "bert")}
+    expected = sum(spec["weights"][kind] * members[kind] for kind in members)
+    ensemble = load_predictor(get_version(lake, "ensemble", version))
+    np.testing.assert_allclose(ensemble(texts), expected, atol=1e-6)
+    assert len(ensemble.explain(texts, expected.argmax(axis=1))) == 3
+    # its test predictions (what the gate decided on) are the same average of the members' test predictions
+    frames = {
+        k: read_parquet(lake, f"models/{k}/{version}/test_predictions.parquet") for k in ("tfidf", "bert", "ensemble")
+    }
+    proba = ["p_negative", "p_neutral", "p_positive"]
+    combined = sum(spec["weights"][k] * frames[k].set_index("review_id")[proba] for k in ("tfidf", "bert"))
+    got = frames["ensemble"].set_index("review_id")[proba]
+    np.testing.assert_allclose(got.to_numpy(), combined.loc[got.index].to_numpy(), atol=1e-9)
 
 
 def assert_mlflow_holds_the_runs(lake_root: str, first: dict, second: dict, final: dict) -> None:
@@ -94,7 +124,7 @@ def assert_mlflow_holds_the_runs(lake_root: str, first: dict, second: dict, fina
     children = client.search_runs(
         [experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{by_run[first['run_id']].info.run_id}'"
     )
-    assert sorted(r.info.run_name for r in children) == ["bert", "tfidf"]
+    assert sorted(r.info.run_name for r in children) == ["bert", "ensemble", "tfidf"]
     assert all("test_macro_f1" in r.data.metrics and "val_macro_f1" in r.data.metrics for r in children)
     tfidf_run = next(r for r in children if r.info.run_name == "tfidf")
     board = read_json(LocalLake(lake_root), f"models/tfidf/{first['challenger']['version']}/leaderboard.json")
@@ -104,11 +134,11 @@ def assert_mlflow_holds_the_runs(lake_root: str, first: dict, second: dict, fina
     assert len(candidates) == len(board) > 1
     versions = client.search_model_versions("name = 'reviewflow-sentiment'")
     tags = {(v.tags["reviewflow.model"], v.tags["reviewflow.version"]): v.tags for v in versions}
-    assert len(tags) == 3  # tfidf + bert of the first night, tfidf of the second
+    assert len(tags) == 4  # tfidf + bert + ensemble of the first night, tfidf of the second
     chosen = first["challenger"]
     assert tags[(chosen["model_name"], chosen["version"])]["gate.status"] == "promoted"
-    other = "bert" if chosen["model_name"] == "tfidf" else "tfidf"
-    assert tags[(other, chosen["version"])]["gate.status"] == "not_chosen"
+    for other in {"tfidf", "bert", "ensemble"} - {chosen["model_name"]}:
+        assert tags[(other, chosen["version"])]["gate.status"] == "not_chosen"
     assert tags[("tfidf", second["challenger"]["version"])]["gate.status"] == second["status"]
     alias = client.get_model_version_by_alias("reviewflow-sentiment", "champion")
     assert (alias.tags["reviewflow.model"], alias.tags["reviewflow.version"]) == (final["model_name"], final["version"])

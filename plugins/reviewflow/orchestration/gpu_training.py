@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MODELS = ("tfidf", "bert")
+MODELS = ("tfidf", "bert", "ensemble")  # include/models/<model>.py entry points
 TAIL_LINES = 40
 
 

@@ -66,6 +66,8 @@ def load_predictor(entry: dict) -> Callable[[list[str]], np.ndarray]:
     """A callable texts -> (n, 3) probabilities (negative, neutral, positive) for a registry entry."""
     module = _entry_point(entry["kind"])
     model_dir = local_model_dir(entry["model_uri"])
+    if entry["kind"] == "ensemble":
+        return _ensemble_predictor(entry, module, model_dir)
     from reviewflow.config import get_settings
 
     # BERT's CPU inference mode (fp32 / int8 / onnx / onnx-int8 / auto) is a setting; TF-IDF has none
@@ -75,6 +77,23 @@ def load_predictor(entry: dict) -> Callable[[list[str]], np.ndarray]:
         return module.predict_proba(model_dir, list(texts), **options)
 
     predict.explain = _explainer(entry["kind"], module, model_dir)  # type: ignore[attr-defined]
+    predict.model = f"{entry['model_name']}:{entry['version']}"  # type: ignore[attr-defined]
+    return predict
+
+
+def _ensemble_predictor(entry: dict, module, model_dir: str) -> Callable[[list[str]], np.ndarray]:
+    """The members' predictors (each loaded as its own entry, S3 synced) combined with the saved weights.
+
+    Its reasons are the TF-IDF member's exact term contributions (the member that can explain every row).
+    """
+    spec = module.read_ensemble(model_dir)
+    members = {kind: load_predictor({**entry, "kind": kind, "model_uri": uri}) for kind, uri in spec["members"].items()}
+
+    def predict(texts: list[str]) -> np.ndarray:
+        texts = list(texts)
+        return module.combine({kind: member(texts) for kind, member in members.items()}, spec["weights"])
+
+    predict.explain = members["tfidf"].explain  # type: ignore[attr-defined]
     predict.model = f"{entry['model_name']}:{entry['version']}"  # type: ignore[attr-defined]
     return predict
 

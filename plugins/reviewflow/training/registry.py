@@ -51,7 +51,7 @@ from reviewflow.training import tracking
 
 log = logging.getLogger(__name__)
 
-KINDS = ("tfidf", "bert")
+KINDS = ("tfidf", "bert", "ensemble")
 
 
 def _now() -> str:

@@ -12,7 +12,7 @@ What is logged: one MLflow run per training DAG run (experiment ``REVIEWFLOW_MLF
 tagged with the DAG run id, the dataset snapshot and the code version; under it one child run per
 evaluated model (params, validation/test metrics, the model report and evaluation as artifacts),
 and under the TF-IDF child one run per leaderboard candidate. Every evaluated version is a version
-of ONE registered model, ``reviewflow-sentiment``, with a ``kind`` tag (tfidf / bert): the gate
+of ONE registered model, ``reviewflow-sentiment``, with a ``kind`` tag (tfidf / bert / ensemble): the gate
 compares the kinds with each other on the same test split, so they are versions of one product,
 and the champion is then one alias (``models:/reviewflow-sentiment@champion``) with no second
 pointer to keep in step. The gate's decision and reasons are version tags.
@@ -332,7 +332,7 @@ def register_version(store: Store, entry: dict, run_id: str | None = None) -> st
         try:
             store.client.create_registered_model(
                 REGISTERED_MODEL,
-                description="reviewflow review sentiment (negative/neutral/positive); tag kind = tfidf|bert",
+                description="reviewflow review sentiment (negative/neutral/positive); tag kind = tfidf|bert|ensemble",
             )
         except MlflowException:
             pass  # it exists (RESOURCE_ALREADY_EXISTS)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from reviewflow.storage.lake import Lake
 
 TEMPLATES = Path(__file__).with_name("templates")
-MODEL_KINDS = ("tfidf", "bert")  # reviewflow.training.registry.KINDS
+MODEL_KINDS = ("tfidf", "bert", "ensemble")  # reviewflow.training.registry.KINDS
 REPORTING_DAGS = (
     "reviews_ingest",
     "reviews_bias_report",
