@@ -195,6 +195,32 @@ def plan_batches(lengths, max_tokens: int, max_rows: int, sort: bool = True) -> 
     return batches
 
 
+class LengthGroupedBatches:
+    """Training batches of similar length, in random order: each epoch shuffles the rows, sorts
+    windows of ``batch_size * window`` rows by length, cuts them into batches and shuffles the
+    batches (the idea of transformers' ``group_by_length``). Padding falls from ~37 % of the
+    computed tokens (random batches of reviews) to a few per cent, which on CPU is training time."""
+
+    def __init__(self, lengths, batch_size: int, seed: int, window: int = 50):
+        self.lengths = np.asarray(lengths, dtype=int)
+        self.batch_size, self.window = batch_size, window
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+    def __iter__(self):
+        order = self.rng.permutation(len(self.lengths))
+        span = self.batch_size * self.window
+        batches = []
+        for start in range(0, len(order), span):
+            chunk = order[start : start + span]
+            chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
+            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        for b in self.rng.permutation(len(batches)):
+            yield batches[b].tolist()
+
+
 def padding_share(lengths, batches: list[np.ndarray]) -> float:
     """Share of the tokens computed that are padding, for these batches."""
     lengths = np.asarray(lengths, dtype=int)
@@ -299,11 +325,16 @@ def train(args) -> dict:
     log(f"class weights {np.round(weights.cpu().numpy(), 3).tolist()}")
 
     collator = DataCollatorWithPadding(tokenizer)
-    generator = torch.Generator().manual_seed(args.seed)
-    loader = DataLoader(
-        encode(tokenizer, train_part["text"].tolist(), y_train, args.max_length),
-        batch_size=args.batch_size, shuffle=True, collate_fn=collator, generator=generator,
-    )  # fmt: skip
+    rows = encode(tokenizer, train_part["text"].tolist(), y_train, args.max_length)
+    if args.group_by_length:
+        sampler = LengthGroupedBatches([len(r["input_ids"]) for r in rows], args.batch_size, args.seed)
+        loader = DataLoader(rows, batch_sampler=sampler, collate_fn=collator)
+        log(
+            f"length-grouped batches: padding {padding_share([len(r['input_ids']) for r in rows], [np.asarray(b) for b in sampler]):.1%} of tokens"
+        )
+    else:
+        generator = torch.Generator().manual_seed(args.seed)
+        loader = DataLoader(rows, batch_size=args.batch_size, shuffle=True, collate_fn=collator, generator=generator)
     total_steps = max(1, len(loader) * args.epochs)
     no_decay = ("bias", "LayerNorm.weight", "layer_norm")
     groups = [
@@ -630,6 +661,8 @@ def parse_args(argv: list[str] | None = None):
     )
     parser.add_argument("--max-minutes", type=float, default=10.0, help="CPU budget: training minutes (0: no limit)")
     parser.add_argument("--budget-on", choices=["cpu", "always"], default="cpu")
+    parser.add_argument("--group-by-length", type=int, choices=[0, 1], default=1,
+                        help="1: training batches of similar length (little padding); 0: plain random batches")  # fmt: skip
     parser.add_argument("--patience", type=int, default=2, help="evaluations without validation gain before stopping")
     parser.add_argument("--eval-every", type=int, default=0, help="steps between evaluations (0: twice per epoch)")
     parser.add_argument("--log-every", type=int, default=20)

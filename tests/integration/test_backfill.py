@@ -50,11 +50,12 @@ def test_backfill_days_twice_is_idempotent(airflow_stack):
     api.set_paused("reviews_ingest", False)  # backfill runs of a paused DAG wait for it to be unpaused
 
     api.backfill("reviews_ingest", START.isoformat(), end, reprocess="none")
-    first_runs = api.wait_for_dates("reviews_ingest", dates, timeout=1500)
+    api.wait_for_dates("reviews_ingest", dates, timeout=1500)
     first = curated_fingerprint(lake)
 
+    # runs queued after this moment: the last run of the first pass must not count as rerun already
+    since = datetime.now(UTC).isoformat()
     api.backfill("reviews_ingest", START.isoformat(), end, reprocess="completed")
-    since = max(r["queued_at"] for r in first_runs)
     api.wait_for_dates("reviews_ingest", dates, since=since, timeout=1500)
     assert curated_fingerprint(lake) == first
     for dt in sorted(dates):
@@ -97,7 +98,7 @@ def test_scoring_backfill_twice_is_idempotent(airflow_stack, monkeypatch):
     started = datetime.now(UTC).replace(microsecond=0)
 
     api.backfill("sentiment_batch_scoring", first_day.isoformat(), end.isoformat(), reprocess="none")
-    runs = api.wait_for_dates("sentiment_batch_scoring", set(dates), timeout=1500)
+    api.wait_for_dates("sentiment_batch_scoring", set(dates), timeout=1500)
     # every backfilled date gets its insights through the asset chain (events or the catch-up of unreported dates)
     wait_for_reports(api, "review_insights", lambda dt: insights_report_keys(dt)[0], set(dates), started, timeout=900)
     first = predictions_fingerprint(lake, dates)
@@ -108,6 +109,7 @@ def test_scoring_backfill_twice_is_idempotent(airflow_stack, monkeypatch):
         assert (frame["model_version"] == champion["version"]).all()
         assert lake.exists(f"reports/drift/dt={dt}/drift_report.json")
 
+    since = datetime.now(UTC).isoformat()  # (not the first pass's last queued_at: that run counted as rerun at once)
     api.backfill("sentiment_batch_scoring", first_day.isoformat(), end.isoformat(), reprocess="completed")
-    api.wait_for_dates("sentiment_batch_scoring", set(dates), since=max(r["queued_at"] for r in runs), timeout=1500)
+    api.wait_for_dates("sentiment_batch_scoring", set(dates), since=since, timeout=1500)
     assert predictions_fingerprint(lake, dates) == first

@@ -39,6 +39,25 @@ def test_length_sorting_cuts_the_padding(bert):
     assert bert.padding_share([4, 4], [np.array([0, 1])]) == 0
 
 
+def test_length_grouped_training_batches_cover_every_row_once_in_a_new_random_order_each_epoch(bert):
+    lengths = np.random.default_rng(7).integers(5, 129, size=3000)
+    sampler = bert.LengthGroupedBatches(lengths, batch_size=16, seed=13)
+    first, second = list(sampler), list(sampler)
+    for epoch in (first, second):
+        assert len(epoch) == len(sampler) == 188  # ceil(3000 / 16)
+        assert sorted(i for b in epoch for i in b) == list(range(3000))  # every row once per epoch
+        assert all(len(b) <= 16 for b in epoch)
+    assert first != second  # shuffled again each epoch
+    grouped = bert.padding_share(lengths, [np.asarray(b) for b in first])
+    random = bert.padding_share(
+        lengths, bert.plan_batches(np.random.default_rng(1).permutation(lengths), 0, 16, sort=False)
+    )
+    assert random > 0.3 and grouped < 0.05
+    # batch order is random, not by length (a model would otherwise see all long reviews at once)
+    means = [lengths[b].mean() for b in first]
+    assert abs(np.corrcoef(np.arange(len(means)), means)[0, 1]) < 0.3
+
+
 def test_an_unknown_inference_mode_is_a_clear_error_and_cuda_keeps_autocast(bert, monkeypatch):
     import torch
 
