@@ -25,6 +25,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -46,6 +47,20 @@ RUN_ID = "bench_training"
 VERSION = "bench"
 
 
+def scoring_speed(lake: LocalLake, model: str, dataset) -> float:
+    """Reviews/s of the registered model's predictor on the test texts (after a warm-up batch: model
+    load and, for BERT on CPU, the one-off ONNX export are not scoring)."""
+    from reviewflow.training.predictor import load_predictor
+    from reviewflow.training.registry import get_version
+
+    predict = load_predictor(get_version(lake, model, VERSION))
+    texts = dataset.loc[dataset["split"] == "test", "text"].tolist()
+    predict(texts[:64])
+    t0 = time.perf_counter()
+    predict(texts)
+    return len(texts) / (time.perf_counter() - t0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--csv", default="/work/shared/data/womens_clothing_reviews_dev.csv")
@@ -57,6 +72,8 @@ def main() -> None:
     parser.add_argument("--bert-max-eval-samples", type=int, default=600)
     parser.add_argument("--bert-lr", type=float, default=8e-5)
     parser.add_argument("--skip-bert", action="store_true")
+    parser.add_argument("--bert-from", default=None,
+                        help="a BERT model dir trained by include/models/bert.py on this CSV's dataset: used instead of training")  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="do not echo the training logs")
     args = parser.parse_args()
 
@@ -81,14 +98,21 @@ def main() -> None:
              "epochs": args.bert_epochs, "max_length": args.bert_max_length, "max_eval_samples": args.bert_max_eval_samples,
              "lr": args.bert_lr, "log_every": 25},
         ))  # fmt: skip
+    if not args.skip_bert:  # the third candidate: both members' probabilities, weighted on validation
+        members = ",".join(f"{m}={lake.uri(model_prefix(m, VERSION))}" for m in ("tfidf", "bert"))
+        runs.append(("ensemble", {"members": members}))
     walls = {}
     for model, params in runs:
         t0 = time.monotonic()
-        run_entry_point(model, dataset_uri, lake.uri(model_prefix(model, VERSION)), params)
+        if model == "bert" and args.bert_from:
+            shutil.copytree(args.bert_from, lake.uri(model_prefix(model, VERSION)))
+        else:
+            run_entry_point(model, dataset_uri, lake.uri(model_prefix(model, VERSION)), params)
         walls[model] = time.monotonic() - t0
         evaluate_and_register(lake, model, VERSION, DT, RUN_ID, settings)
-
     dataset = load_dataset(lake, DT)
+    speed = {model: scoring_speed(lake, model, dataset) for model, _ in runs}
+
     decision = run_gate(lake, run_candidates(lake, VERSION), dataset, RUN_ID, settings)
     if decision["promote"]:
         from reviewflow.training.registry import get_version
@@ -96,21 +120,23 @@ def main() -> None:
         promote(lake, get_version(lake, decision["challenger"]["model_name"], VERSION), decision, RUN_ID)
 
     print(f"\n=== bench_training (test split: {snap['splits']['test']} reviews) ===")
-    print(
-        f"{'model':<7}{'test macro-F1':>15}{'test acc':>10}{'val macro-F1':>14}{'train s':>9}{'wall s':>8}  budget / notes"
-    )
+    print(f"{'model':<9}{'test macro-F1':>14}{'test acc':>10}{'val macro-F1':>14}{'train min':>10}{'wall min':>9}"
+          f"{'scores/s':>10}  budget / notes")  # fmt: skip
     for model, _ in runs:
         m = read_json(lake, model_prefix(model, VERSION) + "metrics.json")
         ev = read_json(lake, model_prefix(model, VERSION) + "evaluation.json")
         if model == "bert":
             note = (f"{m['device']}; {m['train_rows']} of {m['train_rows_available']} train rows, "
                     f"max_length {args.bert_max_length}, {m['epochs_run']} epochs, lr {args.bert_lr}, {m['stop_reason']}")  # fmt: skip
+            note += " (trained earlier: --bert-from)" if args.bert_from else ""
+        elif model == "ensemble":
+            note = f"weights {m['weights']} (chosen on validation); train min = both members + {m['ensemble_seconds']:.0f} s"
         else:
             note = f"best {m['best']['features']} {m['best']['clf']} C={m['best']['C']} of 6 candidates"
-        print(f"{model:<7}{ev['macro_f1']:>15.4f}{ev['accuracy']:>10.4f}{m['validation']['macro_f1']:>14.4f}"
-              f"{m['train_seconds']:>9.1f}{walls[model]:>8.1f}  {note}")  # fmt: skip
+        print(f"{model:<9}{ev['macro_f1']:>14.4f}{ev['accuracy']:>10.4f}{m['validation']['macro_f1']:>14.4f}"
+              f"{m['train_seconds'] / 60:>10.1f}{walls[model] / 60:>9.1f}{speed[model]:>10.1f}  {note}")  # fmt: skip
         per_class = ", ".join(f"{k} F1 {v['f1']:.3f}" for k, v in ev["per_class"].items())
-        print(f"{'':<7}{per_class}")
+        print(f"{'':<9}{per_class}")
     print(f"\ngate: {'PROMOTE' if decision['promote'] else 'REFUSE'} {decision['challenger']['model_name']}")
     for reason in decision["reasons"]:
         print(f"  - {reason}")
