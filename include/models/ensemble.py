@@ -113,7 +113,7 @@ def run(dataset: str, output: str, members: dict[str, str]) -> dict:
     val = aligned(members, parts["validation"], "validation")
     weight, search = choose_weight(val, to_index(parts["validation"]["label"]))
     first, second = MEMBER_KINDS
-    weights = {first: weight, second: round(1 - weight, 2)}
+    weights = {first: float(weight), second: round(1 - float(weight), 2)}
     log(f"weights {weights} (best validation macro-F1 of {len(search)} weights)")
     member_metrics = {name: json.loads(_read_file(d.rstrip("/") + "/metrics.json")) for name, d in members.items()}
     metrics = {"model": "ensemble", "weights": weights, "weight_search": search,
