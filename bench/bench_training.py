@@ -17,6 +17,13 @@ max_length 128, lr 8e-5, ~12 training samples/s:
     bert   3000 rows x 1 epoch                 0.6616    0.8386       0.6288      262     301
     bert   2500 rows x 2 epochs                0.6504    0.8476       0.6029      430     469
     bert   5000 rows x 1 epoch (default)       0.6736    0.8476       0.6408      422     462
+
+The nightly CPU hour (issue 14; BERT: all rows x 2 epochs, max_minutes 40, length-grouped batches):
+
+    model     test macro-F1  test acc  val macro-F1 train min
+    tfidf            0.6657    0.8423        0.6670       1.9
+    bert             0.6562    0.8408        0.6956      38.1
+    ensemble         0.6869    0.8544        0.7110      40.0   (weights 0.55 tfidf / 0.45 bert)
 """
 
 from __future__ import annotations
