@@ -327,11 +327,10 @@ def train(args) -> dict:
     collator = DataCollatorWithPadding(tokenizer)
     rows = encode(tokenizer, train_part["text"].tolist(), y_train, args.max_length)
     if args.group_by_length:
-        sampler = LengthGroupedBatches([len(r["input_ids"]) for r in rows], args.batch_size, args.seed)
+        lengths = [len(r["input_ids"]) for r in rows]
+        sampler = LengthGroupedBatches(lengths, args.batch_size, args.seed)
         loader = DataLoader(rows, batch_sampler=sampler, collate_fn=collator)
-        log(
-            f"length-grouped batches: padding {padding_share([len(r['input_ids']) for r in rows], [np.asarray(b) for b in sampler]):.1%} of tokens"
-        )
+        log(f"length-grouped batches: padding {padding_share(lengths, [np.asarray(b) for b in sampler]):.1%} of tokens")
     else:
         generator = torch.Generator().manual_seed(args.seed)
         loader = DataLoader(rows, batch_size=args.batch_size, shuffle=True, collate_fn=collator, generator=generator)

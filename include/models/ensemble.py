@@ -41,10 +41,9 @@ from model_io import (  # noqa: E402
     make_log,
     output_dir,
     prediction_frame,
+    read_bytes,
     read_dataset,
-    s3_client,
     scores,
-    split_s3_uri,
     splits,
     to_index,
 )
@@ -62,16 +61,9 @@ def combine(probs: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarr
     return sum(np.asarray(probs[name], dtype="float64") * (w / total) for name, w in weights.items())
 
 
-def _read_file(uri: str) -> bytes:
-    if uri.startswith("s3://"):
-        bucket, key = split_s3_uri(uri)
-        return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
-    return Path(uri).read_bytes()
-
-
 def member_predictions(model_dir: str, split: str) -> pd.DataFrame:
     """A member's ``<split>_predictions.parquet`` (local folder or s3:// prefix)."""
-    return pd.read_parquet(io.BytesIO(_read_file(model_dir.rstrip("/") + f"/{split}_predictions.parquet")))
+    return pd.read_parquet(io.BytesIO(read_bytes(model_dir.rstrip("/") + f"/{split}_predictions.parquet")))
 
 
 def aligned(members: dict[str, str], part: pd.DataFrame, split: str) -> dict[str, np.ndarray]:
@@ -115,7 +107,7 @@ def run(dataset: str, output: str, members: dict[str, str]) -> dict:
     first, second = MEMBER_KINDS
     weights = {first: float(weight), second: round(1 - float(weight), 2)}
     log(f"weights {weights} (best validation macro-F1 of {len(search)} weights)")
-    member_metrics = {name: json.loads(_read_file(d.rstrip("/") + "/metrics.json")) for name, d in members.items()}
+    member_metrics = {name: json.loads(read_bytes(d.rstrip("/") + "/metrics.json")) for name, d in members.items()}
     metrics = {"model": "ensemble", "weights": weights, "weight_search": search,
                "members": {n: {"model_dir": d, "validation_macro_f1": member_metrics[n]["validation"]["macro_f1"],
                                "test_macro_f1": member_metrics[n]["test"]["macro_f1"],

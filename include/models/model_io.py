@@ -60,13 +60,20 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
+def read_bytes(uri: str) -> bytes:
+    """A file's bytes: a local path or an ``s3://`` URI."""
+    if uri.startswith("s3://"):
+        bucket, key = split_s3_uri(uri)
+        return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    return Path(uri).read_bytes()
+
+
 def read_dataset(uri: str) -> pd.DataFrame:
     channel = os.environ.get("SM_CHANNEL_DATASET")  # SageMaker copies the input channel here
     if channel and Path(channel, "dataset.parquet").exists():
         return pd.read_parquet(Path(channel, "dataset.parquet"))
     if uri.startswith("s3://"):
-        bucket, key = split_s3_uri(uri)
-        return pd.read_parquet(io.BytesIO(s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()))
+        return pd.read_parquet(io.BytesIO(read_bytes(uri)))
     return pd.read_parquet(uri)
 
 
