@@ -241,11 +241,9 @@ def promote(
                    "alias": tracking.ALIAS, "registry_version": number},
     })  # fmt: skip
     write_json(lake, layout.CHAMPION_KEY, alias)
-    write_json(
-        lake,
-        f"{layout.CHAMPION_HISTORY}/{alias['promoted_at'].replace(':', '')}-{entry['model_name']}-{entry['version']}.json",
-        alias,
-    )
+    # microseconds in the name: a rollback and a re-promotion within one second are two entries
+    stamp = datetime.now(UTC).isoformat(timespec="microseconds").replace(":", "")
+    write_json(lake, f"{layout.CHAMPION_HISTORY}/{stamp}-{entry['model_name']}-{entry['version']}.json", alias)
     log.info("champion is now %s %s (by %s: %s)", alias["model_name"], alias["version"], by, reason)
     return alias
 
