@@ -25,7 +25,9 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils.validation import check_is_fitted
 
-CACHE_ENTRIES = 1_000_000  # distinct words / pairs kept per vectorizer (~100-200 MB); past it, start again
+CACHE_ENTRIES = (
+    250_000  # distinct words / pairs kept per vectorizer (char rows ~0.4 KB each: ~100 MB); past it, start again
+)
 _PAIR = np.int64(1 << 31)  # pair code = first token id * _PAIR + second (token ids stay below 2**31)
 
 
