@@ -58,7 +58,9 @@ def wait_for_reports(
     """
     lake = get_lake(get_settings().lake)
     deadline, triggered = time.monotonic() + timeout, set()
-    time.sleep(10)  # let the last upstream run's event reach the scheduler
+    # No trigger by hand in the first 10 s: the last upstream run's event may not have reached the
+    # scheduler yet (it would look like an event Airflow dropped and start a second run).
+    grace = time.monotonic() + 10
     while True:
         fresh = {
             dt for dt in dates
@@ -72,13 +74,13 @@ def wait_for_reports(
         if failed := [r["dag_run_id"] for r in runs if r["state"] == "failed"]:
             raise RuntimeError(f"{dag_id}: run(s) failed: {failed} (task logs in the UI)")
         active = api.queued_asset_events(dag_id) or [r for r in runs if r["state"] in ("queued", "running")]
-        for dt in sorted(dates - fresh - triggered) if not active else []:
+        for dt in sorted(dates - fresh - triggered) if not active and time.monotonic() > grace else []:
             api.trigger(dag_id, conf={"dt": dt})
             triggered.add(dt)
             print(f"{dag_id}: triggered for {dt} (its asset event is still queued in Airflow)")
         if time.monotonic() > deadline:
             raise TimeoutError(f"{dag_id}: no fresh report for {sorted(dates - fresh)} in {timeout}s")
-        time.sleep(5)
+        time.sleep(api.poll_seconds)
 
 
 def run_nightly(api: AirflowAPI, dag_id: str) -> dict:
@@ -94,7 +96,7 @@ def run_nightly(api: AirflowAPI, dag_id: str) -> dict:
         while not (runs := [r for r in api.runs(dag_id) if datetime.fromisoformat(r["logical_date"]) == logical]):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{dag_id}: the scheduler created no run for {logical}")
-            time.sleep(3)
+            time.sleep(api.poll_seconds)
         run_id = runs[0]["dag_run_id"]
     else:
         # the latest nightly run (asset-triggered runs have no logical date)

@@ -524,6 +524,18 @@ def export_onnx(model_dir: str, quantized: bool) -> Path:
     if target.exists():
         return target
     cache.mkdir(parents=True, exist_ok=True)
+    from filelock import FileLock
+
+    # One exporter at a time: a new champion's parallel score tasks would each export and quantise the
+    # same model (about 20 s of both cores each); the others wait and take the cached file. The OS
+    # drops the lock of a process that dies.
+    with FileLock(str(cache / "export.lock"), timeout=1800):
+        if target.exists():
+            return target
+        return _export_onnx(model_dir, cache, target, quantized)
+
+
+def _export_onnx(model_dir: str, cache: Path, target: Path, quantized: bool) -> Path:
     fp32 = cache / "model.onnx"
     if not fp32.exists():
         import torch

@@ -15,8 +15,8 @@ Speed is part of the choice: each candidate's single-process scoring throughput 
 texts (as scoring runs it: with ``fast_vectorizers.py``'s exact n-gram counting, which ``load_model``
 swaps in) is in the leaderboard (``scoring_reviews_per_s``), and the chosen candidate is the fastest one
 within ``SPEED_TOLERANCE`` validation macro-F1 of the best (``--select best`` keeps the plain best).
-Scoring (``predict_proba``) splits a large batch over ``REVIEWFLOW_TFIDF_JOBS`` processes (default:
-up to 2 of the CPUs this process may use): this process scores one part, loky workers (which load
+Scoring (``predict_proba``) splits a large batch over ``REVIEWFLOW_TFIDF_JOBS`` processes (default 1;
+2 pays only with an idle core): this process scores one part, loky workers (which load
 ``model.joblib`` once each) the rest; the probabilities are those of the single-process path.
 
 Labels -1/0/1 are class indices 0/1/2 (negative/neutral/positive) inside the model.

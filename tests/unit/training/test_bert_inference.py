@@ -128,3 +128,46 @@ def test_sorted_batching_returns_predictions_in_input_order(
     one_by_one = np.vstack([bert.predict_proba(tiny_model, [t], inference=mode, device="cpu") for t in texts[:6]])
     assert np.allclose(one_by_one, probs[:6], atol=1e-4)  # no padding at all: the independent reference
     assert bert.predict_proba(tiny_model, [], inference=mode, device="cpu").shape == (0, 3)
+
+
+_SCORE_IN_A_FRESH_PROCESS = """
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import bert
+probs = bert.predict_proba(sys.argv[2], ["a lovely dress", "the zipper broke", "fine"], inference="onnx-int8",
+                           device="cpu")
+np.save(sys.argv[3], probs)
+"""
+
+
+@pytest.mark.slow  # uses the fine-tuned tiny model
+def test_parallel_score_processes_on_a_cold_cache_export_once_and_agree(bert, tiny_model, tmp_path):
+    """A new champion's mapped score tasks start at once: one exports and quantises, the others wait."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    models = Path(bert.__file__).parent
+    env = {**os.environ, bert.ONNX_CACHE_ENV: str(tmp_path / "cold-cache")}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _SCORE_IN_A_FRESH_PROCESS, str(models), tiny_model, str(tmp_path / f"p{i}.npy")],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+        for i in range(3)
+    ]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], "\n".join(o[-2000:] for o in outputs)
+    everything = "\n".join(outputs)
+    exports, quantisations = everything.count("] exported "), everything.count("quantised the ONNX model")
+    assert (exports, quantisations) == (1, 1), everything[-3000:]
+    first = np.load(tmp_path / "p0.npy")
+    for i in (1, 2):
+        assert np.array_equal(np.load(tmp_path / f"p{i}.npy"), first)
+    left = sorted(p.name for p in (tmp_path / "cold-cache").rglob("*") if p.is_file())
+    assert [n for n in left if n.endswith(".tmp") or n.startswith(("source-", "raw-"))] == [], left
