@@ -93,7 +93,10 @@ def assert_ensemble_scores_as_its_members(lake: LocalLake, version: str) -> None
     assert abs(sum(spec["weights"].values()) - 1) < 1e-9
     texts = ["The zipper broke after one wash.", "Lovely soft fabric, fits perfectly!", "It is ok I guess."]
     members = {kind: load_predictor(get_version(lake, kind, version))(texts) for kind in ("tfidf", "bert")}
-    expected = sum(spec["weights"][kind] * members[kind] for kind in members)
+    from reviewflow.training.predictor import _entry_point
+
+    sharpen = _entry_point("ensemble").sharpen  # the validation-fitted temperature, argmax kept
+    expected = sharpen(sum(spec["weights"][kind] * members[kind] for kind in members), spec["temperature"])
     ensemble = load_predictor(get_version(lake, "ensemble", version))
     np.testing.assert_allclose(ensemble(texts), expected, atol=1e-6)
     assert len(ensemble.explain(texts, expected.argmax(axis=1))) == 3
@@ -104,7 +107,9 @@ def assert_ensemble_scores_as_its_members(lake: LocalLake, version: str) -> None
     proba = ["p_negative", "p_neutral", "p_positive"]
     combined = sum(spec["weights"][k] * frames[k].set_index("review_id")[proba] for k in ("tfidf", "bert"))
     got = frames["ensemble"].set_index("review_id")[proba]
-    np.testing.assert_allclose(got.to_numpy(), combined.loc[got.index].to_numpy(), atol=1e-9)
+    np.testing.assert_allclose(
+        got.to_numpy(), sharpen(combined.loc[got.index].to_numpy(), spec["temperature"]), atol=1e-9
+    )
 
 
 def assert_mlflow_holds_the_runs(lake_root: str, first: dict, second: dict, final: dict) -> None:

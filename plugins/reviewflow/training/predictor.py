@@ -91,7 +91,8 @@ def _ensemble_predictor(entry: dict, module, model_dir: str) -> Callable[[list[s
 
     def predict(texts: list[str]) -> np.ndarray:
         texts = list(texts)
-        return module.combine({kind: member(texts) for kind, member in members.items()}, spec["weights"])
+        probs = {kind: member(texts) for kind, member in members.items()}
+        return module.combine(probs, spec["weights"], spec["temperature"])
 
     predict.explain = members["tfidf"].explain  # type: ignore[attr-defined]
     predict.model = f"{entry['model_name']}:{entry['version']}"  # type: ignore[attr-defined]

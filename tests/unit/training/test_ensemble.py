@@ -86,14 +86,45 @@ def test_weight_comes_from_validation_and_predictions_are_the_weighted_average(t
     assert metrics["train_seconds"] >= 20  # the members' training counts
     test = pd.read_parquet(out / "test_predictions.parquet")
     rows = (frame["split"] == "test").to_numpy()
-    expected = w * tfidf[rows] + (1 - w) * bert[rows]
+    module = _entry_point("ensemble")
+    average = w * tfidf[rows] + (1 - w) * bert[rows]
+    expected = module.sharpen(average, spec["temperature"])  # the average at the validation-fitted temperature
     np.testing.assert_allclose(test[PROBA].to_numpy(), expected)
+    assert (test[PROBA].to_numpy().argmax(axis=1) == average.argmax(axis=1)).all()  # the labels are the average's
     assert (test["review_id"] == frame.loc[rows, "review_id"].to_numpy()).all()
     assert json.loads((out / "model_meta.json").read_text())["kind"] == "ensemble"
-    # combine() is what scoring uses: the same weighted average
-    module = _entry_point("ensemble")
-    np.testing.assert_allclose(module.combine({"tfidf": tfidf, "bert": bert}, spec["weights"]),
-                               w * tfidf + (1 - w) * bert)  # fmt: skip
+    # combine() is what scoring uses: the same weighted average, at the same temperature
+    np.testing.assert_allclose(module.combine({"tfidf": tfidf, "bert": bert}, spec["weights"], spec["temperature"]),
+                               module.sharpen(w * tfidf + (1 - w) * bert, spec["temperature"]))  # fmt: skip
+
+
+def test_a_flat_member_with_most_of_the_weight_leaves_confident_rows_confident(tmp_path):
+    """Seen in make run: weight 0.85 on a weak BERT whose probabilities are near uniform (right argmax,
+    tiny margins); every review fell under the review queue's 0.55 confidence. The temperature fixes it."""
+    frame = dataset(tmp_path, n=300)
+    n = len(frame)
+    truth = frame["label"].to_numpy()
+    rng = np.random.default_rng(3)
+    right = rng.random(n) < 0.9  # both members agree on the label, right 90 % of the time
+    label = np.where(right, truth, (truth + 2) % 3 - 1)
+    tfidf = one_hot(label, n)
+    bert = np.full((n, 3), 0.33)
+    bert[np.arange(n), label + 1] = 0.34  # near uniform: the same argmax by a hair
+    members = {"tfidf": member(tmp_path, "tfidf", frame, tfidf), "bert": member(tmp_path, "bert", frame, bert)}
+    done = run_ensemble(tmp_path, members)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = tmp_path / "out"
+    spec = json.loads((out / "ensemble.json").read_text())
+    assert spec["weights"]["tfidf"] == 0.5  # macro-F1 ties over every weight: the nearest to 0.5
+    for split in ("validation", "test"):
+        got = pd.read_parquet(out / f"{split}_predictions.parquet")
+        confidence = got[PROBA].to_numpy().max(axis=1)
+        rows = (frame["split"] == split).to_numpy()
+        accuracy = (got["pred"].to_numpy() == truth[rows]).mean()
+        # calibrated: the mean confidence near the accuracy (about 0.9), not the average's 0.57
+        assert abs(confidence.mean() - accuracy) < 0.06, (split, confidence.mean(), accuracy)
+        assert (got[PROBA].to_numpy().argmax(axis=1) == label[rows] + 1).all()  # the labels are unchanged
+    assert spec["temperature"] < 1
 
 
 def test_members_trained_on_another_dataset_are_refused(tmp_path):
