@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import random
-import shutil
 import sys
 import tempfile
 import time
@@ -571,23 +570,16 @@ def _export_onnx(model_dir: str, cache: Path, target: Path, quantized: bool) -> 
         # u8s8 saturation of AVX2/AVX-512 CPUs without VNNI
         import onnx
 
-        # quantize_dynamic writes and deletes "<input>-inferred.onnx" beside its input: from a shared
-        # input, concurrent score tasks delete each other's file. Each process quantises its own link.
-        source = cache / f"source-{os.getpid()}.onnx"
-        source.unlink(missing_ok=True)
-        try:
-            os.link(fp32, source)
-        except OSError:
-            shutil.copyfile(fp32, source)
+        # quantize_dynamic writes and deletes "<input>-inferred.onnx" beside its input: safe only
+        # because export_onnx's lock lets one process at a time quantise in this cache
         quantize_dynamic(
-            str(source),
+            str(fp32),
             str(tmp),
             weight_type=QuantType.QInt8,
             per_channel=True,
             reduce_range=True,
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )  # fused ops: no shape inference
-        source.unlink(missing_ok=True)
         os.replace(tmp, target)
         log(f"quantised the ONNX model to int8: {target}")
     return target

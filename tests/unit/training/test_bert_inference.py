@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -144,11 +149,6 @@ np.save(sys.argv[3], probs)
 @pytest.mark.slow  # uses the fine-tuned tiny model
 def test_parallel_score_processes_on_a_cold_cache_export_once_and_agree(bert, tiny_model, tmp_path):
     """A new champion's mapped score tasks start at once: one exports and quantises, the others wait."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     models = Path(bert.__file__).parent
     env = {**os.environ, bert.ONNX_CACHE_ENV: str(tmp_path / "cold-cache")}
     procs = [

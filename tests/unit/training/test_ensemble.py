@@ -98,7 +98,7 @@ def test_weight_comes_from_validation_and_predictions_are_the_weighted_average(t
                                module.sharpen(w * tfidf + (1 - w) * bert, spec["temperature"]))  # fmt: skip
 
 
-def test_a_flat_member_with_most_of_the_weight_leaves_confident_rows_confident(tmp_path):
+def test_a_near_uniform_member_leaves_the_ensemble_confidences_calibrated(tmp_path):
     """Seen in make run: weight 0.85 on a weak BERT whose probabilities are near uniform (right argmax,
     tiny margins); every review fell under the review queue's 0.55 confidence. The temperature fixes it."""
     frame = dataset(tmp_path, n=300)
