@@ -80,11 +80,17 @@ def _linear_weights(clf) -> tuple[np.ndarray, np.ndarray]:
     A binary model's single row is the score of classes_[1]; class 0 gets its negative (what
     the decision is between). A calibrated LinearSVC (CalibratedClassifierCV) averages its
     folds' linear models: the reasons then explain the mean decision score before calibration,
-    an approximation of the calibrated probabilities (a monotone map of each fold's score).
+    an approximation of the calibrated probabilities (a monotone map of each fold's score). A
+    one-vs-rest model (NB-LR) has a binary model per class: row k is class k's own logit, exact.
     """
     if hasattr(clf, "calibrated_classifiers_"):
         parts = [_linear_weights(c.estimator) for c in clf.calibrated_classifiers_]
         return np.mean([p[0] for p in parts], axis=0), np.mean([p[1] for p in parts], axis=0)
+    if type(clf).__name__ == "OneVsRestClassifier":  # NB-LR: a binary linear model per class
+        if len(clf.estimators_) == 1:  # two classes: one binary model
+            return _linear_weights(clf.estimators_[0])
+        parts = [_linear_weights(e) for e in clf.estimators_]  # row 1 of each: its class's score
+        return np.vstack([c[1] for c, _ in parts]), np.array([i[1] for _, i in parts])
     if not hasattr(clf, "coef_"):
         raise TypeError(f"{type(clf).__name__} is not a linear model (no coef_): no exact term contributions")
     coef = clf.coef_
