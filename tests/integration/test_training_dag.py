@@ -137,6 +137,15 @@ def assert_mlflow_holds_the_runs(lake_root: str, first: dict, second: dict, fina
         [experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{tfidf_run.info.run_id}'"
     )
     assert len(candidates) == len(board) > 1
+    # the model reports say what was trained: the leaderboard's chosen row, the ensemble's weights
+    lake = LocalLake(lake_root)
+    version = first["challenger"]["version"]
+    row = next(r for r in board if r["chosen"])
+    page = lake.read_bytes(f"reports/models/tfidf/{version}/report.html").decode()
+    assert f"{row['features']} {row['clf']} C={row['C']}" in page
+    weights = read_json(lake, f"models/ensemble/{version}/ensemble.json")["weights"]
+    page = lake.read_bytes(f"reports/models/ensemble/{version}/report.html").decode()
+    assert "weights " + " / ".join(f"{k} {v}" for k, v in weights.items()) in page
     versions = client.search_model_versions("name = 'reviewflow-sentiment'")
     tags = {(v.tags["reviewflow.model"], v.tags["reviewflow.version"]): v.tags for v in versions}
     assert len(tags) == 4  # tfidf + bert + ensemble of the first night, tfidf of the second

@@ -139,6 +139,20 @@ def _bias_rows(evaluation: dict, dppl_threshold: float | None) -> list[dict]:
     return rows
 
 
+def describe_model(metrics: dict) -> str | None:
+    """One line on what was trained, from a model's metrics.json: the TF-IDF candidate the search
+    chose, the ensemble's weights and temperature, BERT's rows and epochs (None when unknown)."""
+    best = metrics.get("best")
+    if isinstance(best, dict) and "clf" in best:
+        return f"{best.get('features')} {best.get('clf')} C={best.get('C')} (best of the leaderboard on validation)"
+    if isinstance(metrics.get("weights"), dict):
+        weights = " / ".join(f"{k} {v}" for k, v in metrics["weights"].items())
+        return f"weights {weights}, temperature {metrics.get('temperature', 1.0)} (chosen on validation)"
+    if metrics.get("epochs_run") is not None:
+        return f"{metrics.get('train_rows')} training rows, {metrics['epochs_run']} epochs ({metrics.get('stop_reason', '')})"
+    return None
+
+
 def render_report(
     evaluation: dict,
     model_name: str,

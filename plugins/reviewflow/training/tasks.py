@@ -35,7 +35,7 @@ def run_gate(
     ``models/decisions/<run>.json`` (status ``promote`` or ``refused``; the DAG finalises it).
     """
     from reviewflow.training.evaluate import evaluate_test_predictions, predict_test_split
-    from reviewflow.training.report import write_report
+    from reviewflow.training.report import describe_model, write_report
 
     entry, evaluation, choice = choose_challenger(candidates, settings)
     current = champion(lake, settings)
@@ -56,7 +56,8 @@ def run_gate(
     decision["reasons"] = choice[:1] + decision["reasons"]
     decision["report_uri"] = write_report(
         lake, entry["model_name"], entry["version"], evaluation,
-        info={"kind": entry["kind"], "run": run_id, "dataset": entry.get("dataset_uri"),
+        info={"kind": entry["kind"], "model": describe_model(entry["metrics"]), "run": run_id,
+              "dataset": entry.get("dataset_uri"),
               "validation macro-F1": entry["metrics"].get("validation", {}).get("macro_f1")},
         champion=champion_eval, decision=decision, dppl_threshold=settings.fairness_max_abs_dppl,
     )  # fmt: skip
@@ -79,7 +80,7 @@ def evaluate_and_register(lake: Lake, model_name: str, version: str, dt: str, ru
     """
     from reviewflow.storage.lake import read_parquet
     from reviewflow.training.evaluate import evaluate_test_predictions
-    from reviewflow.training.report import write_report
+    from reviewflow.training.report import describe_model, write_report
 
     prefix = model_prefix(model_name, version)
     dataset = read_parquet(lake, layout.dataset_key(dt))
@@ -94,7 +95,7 @@ def evaluate_and_register(lake: Lake, model_name: str, version: str, dt: str, ru
         read_parquet(lake, prefix + "test_predictions.parquet"), dataset, settings.fairness_min_support
     )
     write_json(lake, prefix + "evaluation.json", evaluation)
-    info = {"kind": kind, "run": run_id, "dataset": lake.uri(layout.dataset_key(dt)),
+    info = {"kind": kind, "model": describe_model(metrics), "run": run_id, "dataset": lake.uri(layout.dataset_key(dt)),
             "validation macro-F1": metrics.get("validation", {}).get("macro_f1"),
             "train seconds": metrics.get("train_seconds"), "device": metrics.get("device", "cpu")}  # fmt: skip
     report = write_report(
