@@ -86,7 +86,9 @@ def _linear_weights(clf) -> tuple[np.ndarray, np.ndarray]:
     if hasattr(clf, "calibrated_classifiers_"):
         parts = [_linear_weights(c.estimator) for c in clf.calibrated_classifiers_]
         return np.mean([p[0] for p in parts], axis=0), np.mean([p[1] for p in parts], axis=0)
-    if type(clf).__name__ == "OneVsRestClassifier":  # NB-LR: a binary linear model per class
+    from sklearn.multiclass import OneVsRestClassifier
+
+    if isinstance(clf, OneVsRestClassifier):  # NB-LR: a binary linear model per class
         if len(clf.estimators_) == 1:  # two classes: one binary model
             return _linear_weights(clf.estimators_[0])
         parts = [_linear_weights(e) for e in clf.estimators_]  # row 1 of each: its class's score

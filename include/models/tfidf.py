@@ -129,11 +129,13 @@ class NBLogisticRegression:
 
     def fit(self, x, y):
         import scipy.sparse as sp
+        from sklearn.base import clone
         from sklearn.linear_model import LogisticRegression
         from sklearn.multiclass import OneVsRestClassifier
         from sklearn.preprocessing import LabelBinarizer
 
         x = sp.csr_matrix(x)
+        base = LogisticRegression(C=self.C, class_weight="balanced", max_iter=self.max_iter, random_state=self.seed)
         binarizer = LabelBinarizer(sparse_output=True)
         columns = binarizer.fit_transform(y).tocsc()  # one column per class (one in all for two classes)
         estimators = []
@@ -142,11 +144,10 @@ class NBLogisticRegression:
             p = self.alpha + np.asarray(x[yk == 1].sum(axis=0)).ravel()
             q = self.alpha + np.asarray(x[yk == 0].sum(axis=0)).ravel()
             ratio = np.log(p / p.sum()) - np.log(q / q.sum())
-            lr = LogisticRegression(C=self.C, class_weight="balanced", max_iter=self.max_iter, random_state=self.seed)
-            lr.fit(x @ sp.diags(ratio), yk)
+            lr = clone(base).fit(x @ sp.diags(ratio), yk)
             lr.coef_ = lr.coef_ * ratio  # (x * r) . w == x . (w * r): the scaling lives in the weights
             estimators.append(lr)
-        ovr = OneVsRestClassifier(LogisticRegression(C=self.C, class_weight="balanced", max_iter=self.max_iter))
+        ovr = OneVsRestClassifier(base)  # what OneVsRestClassifier.fit would set, with our estimators
         ovr.label_binarizer_, ovr.classes_, ovr.estimators_ = binarizer, binarizer.classes_, estimators
         ovr.n_features_in_ = x.shape[1]
         return ovr

@@ -39,10 +39,9 @@ def corpus() -> tuple[list[str], np.ndarray]:
 
 
 def nb_pipeline(texts, y) -> Pipeline:
-    pipeline = Pipeline([("features", tfidf.make_features("word+char", 2))])
-    x = pipeline.fit_transform(texts)
-    clf = tfidf.make_classifier(SPEC, 13).fit(x, y)
-    return Pipeline([("features", pipeline.named_steps["features"]), ("clf", clf)])
+    features = tfidf.make_features("word+char", 2)
+    clf = tfidf.make_classifier(SPEC, 13).fit(features.fit_transform(texts), y)
+    return Pipeline([("features", features), ("clf", clf)])
 
 
 def by_formula(x, y, x_new, classes) -> np.ndarray:
