@@ -35,7 +35,9 @@ For D (after `reviews_ingest` has curated D):
    `models/datasets/dt=D/dataset.parquet` + `data_snapshot.json`.
 2. **train_tfidf** (here, CPU) and **train_bert** (where `REVIEWFLOW_GPU_BACKEND` says: local
    subprocess, Celery `gpu` queue, Kubernetes pod with `nvidia.com/gpu`, or a SageMaker job;
-   on CPU within the budget params). Both write `models/<model>/<version>/`; **train_ensemble**
+   on CPU within the budget params; on the local backend it starts when train_tfidf is done, as two
+   trainings on the same cores only slow each other: `REVIEWFLOW_TRAIN_IN_TURN=0` runs them side by
+   side). Both write `models/<model>/<version>/`; **train_ensemble**
    then weighs their probabilities on validation (no BERT run: skipped) into a third candidate.
 3. **evaluate_***: test macro-F1, per-class scores, confusion matrix, macro-F1 per facet and
    Clarify post-training bias (DPPL, DI, AD, RD); HTML report in `reports/models/<model>/<version>/`;
@@ -208,13 +210,16 @@ def sentiment_training():
         return finalize_decision(task_env().lake, context["run_id"], decision, promoted, approval)
 
     built = build_dataset()
+    # on the local backend both trainings share this machine's cores: BERT waits for TF-IDF, whatever its outcome
+    in_turn = SETTINGS.gpu_backend == "local" and SETTINGS.train_in_turn
     train_bert = gpu_training_task(
         "train_bert",
         "bert",
         dataset_uri=built["dataset_uri"],
         output_dir=built["bert_output"],
         settings=SETTINGS,
-        operator_kwargs={"execution_timeout": timedelta(hours=4)},
+        operator_kwargs={"execution_timeout": timedelta(hours=4)}
+        | ({"trigger_rule": "all_done_min_one_success"} if in_turn else {}),
         model_name_or_path=SETTINGS.bert_model,
         max_train_samples="{{ params.bert_max_train_samples }}",
         max_minutes="{{ params.bert_max_minutes }}",
@@ -224,6 +229,8 @@ def sentiment_training():
     tfidf_eval = evaluate.override(task_id="evaluate_tfidf")("tfidf", built)
     tfidf_trained = train_tfidf(built)
     tfidf_trained >> tfidf_eval
+    if in_turn:
+        tfidf_trained >> train_bert
     bert_eval = evaluate.override(task_id="evaluate_bert")("bert", built)
     built >> want_bert() >> train_bert >> bert_eval
     # the ensemble needs both members (no BERT run: skipped with it)

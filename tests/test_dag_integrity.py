@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -70,3 +71,25 @@ def test_data_driven_dags_keep_a_nightly_timetable(dagbag, dag_id, cron, assets)
     assert timetable.periodic and timetable.timetable._expression == cron
     assert {asset.name for _, asset in timetable.asset_condition.iter_assets()} == assets
     assert not dagbag.dags[dag_id].catchup  # a missed night is caught up by the run itself
+
+
+def test_local_training_runs_bert_after_tfidf(dagbag):
+    """On the local backend both trainings share the worker's cores: BERT waits for TF-IDF, whatever its outcome."""
+    train_bert = dagbag.dags["sentiment_training"].get_task("train_bert")
+    assert "train_tfidf" in train_bert.upstream_task_ids
+    assert train_bert.trigger_rule == "all_done_min_one_success"  # a failed TF-IDF still lets BERT train
+
+
+@pytest.mark.parametrize("env", [{"REVIEWFLOW_TRAIN_IN_TURN": "0"}, {"REVIEWFLOW_GPU_BACKEND": "celery"}])
+def test_trainings_run_side_by_side_when_bert_trains_elsewhere_or_when_asked(env):
+    code = (
+        "import json\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        f"task = DagBag({str(ROOT / 'dags')!r}).dags['sentiment_training'].get_task('train_bert')\n"
+        "print(json.dumps([sorted(task.upstream_task_ids), getattr(task.trigger_rule, 'value', task.trigger_rule)]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ, **env}
+    )
+    upstream, rule = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "train_tfidf" not in upstream and "build_dataset" in upstream and rule == "all_success"
