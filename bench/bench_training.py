@@ -76,7 +76,7 @@ def main() -> None:
     parser.add_argument("--bert-max-train-samples", type=int, default=5000)
     parser.add_argument("--bert-max-minutes", type=float, default=8.0)
     parser.add_argument("--bert-epochs", type=int, default=1)
-    parser.add_argument("--bert-max-length", type=int, default=128)
+    parser.add_argument("--bert-max-length", type=int, default=get_settings().bert_max_length)
     parser.add_argument("--bert-max-eval-samples", type=int, default=600)
     parser.add_argument("--bert-lr", type=float, default=8e-5)
     parser.add_argument("--skip-bert", action="store_true")

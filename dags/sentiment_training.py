@@ -86,7 +86,9 @@ through `REVIEWFLOW_NOTIFIER`; a task that fails for good sends its own task-fai
             description="CPU budget: training minutes, then stop and keep the best checkpoint.",
         ),
         "bert_epochs": Param(SETTINGS.bert_epochs, type="integer", minimum=1),
-        "bert_max_length": Param(128, type="integer", minimum=16, maximum=512, description="Tokens per review."),
+        "bert_max_length": Param(
+            SETTINGS.bert_max_length, type="integer", minimum=16, maximum=512, description="Tokens per review."
+        ),
         "promote_margin": Param(
             SETTINGS.promote_margin,
             type="number",

@@ -73,6 +73,7 @@ class Settings:
     bert_max_train_samples: int = 2000
     bert_max_minutes: float = 10.0
     bert_epochs: int = 2
+    bert_max_length: int = 128  # tokens per review (title + text) in training and scoring
     bert_inference: str = "auto"  # CPU scoring: auto | fp32 | int8 | onnx | onnx-int8 (CUDA: fp16 autocast)
     promote_margin: float = 0.005
     min_macro_f1: float = 0.5
@@ -178,6 +179,8 @@ def load_settings(environ: typing.Mapping[str, str] | None = None, overrides: di
     values["bert_model"] = values.get("bert_model") or default_bert_model()
     values.setdefault("aws_region", environ.get("AWS_DEFAULT_REGION") or Settings.aws_region)
     values["database"] = validate_identifier(values.get("database", Settings.database))
+    if not 16 <= values.get("bert_max_length", Settings.bert_max_length) <= 512:  # the training DAG param's range
+        raise ConfigError(f"REVIEWFLOW_BERT_MAX_LENGTH={values['bert_max_length']}: expected 16 to 512 tokens")
     return Settings(**values)
 
 

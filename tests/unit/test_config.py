@@ -40,6 +40,7 @@ def test_overrides_by_variable_or_field_name_win_over_the_environment():
         ({"REVIEWFLOW_DATABASE": "reviews; drop"}, None, "not a valid SQL identifier"),
         ({}, {"REVIEWFLOW_PROMOTE_MARGN": 0.1}, "unknown setting(s) REVIEWFLOW_PROMOTE_MARGN"),
         ({}, {"bert_epochs": 2.7}, "REVIEWFLOW_BERT_EPOCHS=2.7 is not an integer"),
+        ({"REVIEWFLOW_BERT_MAX_LENGTH": "1024"}, None, "REVIEWFLOW_BERT_MAX_LENGTH=1024: expected 16 to 512 tokens"),
     ],
 )
 def test_bad_values_are_errors_not_defaults(env, overrides, message):
