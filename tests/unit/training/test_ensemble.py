@@ -141,3 +141,15 @@ def test_members_must_be_tfidf_and_bert(tmp_path):
     dataset(tmp_path)
     done = run_ensemble(tmp_path, {"tfidf": str(tmp_path / "a")})
     assert done.returncode != 0 and "--members needs exactly tfidf=DIR, bert=DIR" in done.stderr
+
+
+def test_the_report_names_the_weights_in_member_order_whatever_the_json_order():
+    """The gate re-renders the report from the registry entry (JSON with sorted keys), evaluation from
+    metrics.json (member order): both pages must read the same."""
+    from reviewflow.training.report import describe_model
+
+    as_saved = {"weights": {"tfidf": 0.3, "bert": 0.7}, "temperature": 0.21}
+    as_registered = json.loads(json.dumps(as_saved, sort_keys=True))
+    assert list(as_registered["weights"]) == ["bert", "tfidf"]
+    assert describe_model(as_saved) == describe_model(as_registered)
+    assert describe_model(as_registered).startswith("weights tfidf 0.3 / bert 0.7, temperature 0.21")
