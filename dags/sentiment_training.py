@@ -8,7 +8,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from reviewflow.config import get_settings
+from reviewflow.config import BERT_MAX_LENGTH_RANGE, get_settings
 from reviewflow.orchestration.assets import CHAMPION_MODEL, MODEL_DECAY
 from reviewflow.orchestration.dag_defaults import DEFAULT_ARGS, alerts_teardown, dt_param, fail_fast, start_date
 from reviewflow.orchestration.gpu_training import gpu_training_task
@@ -87,7 +87,11 @@ through `REVIEWFLOW_NOTIFIER`; a task that fails for good sends its own task-fai
         ),
         "bert_epochs": Param(SETTINGS.bert_epochs, type="integer", minimum=1),
         "bert_max_length": Param(
-            SETTINGS.bert_max_length, type="integer", minimum=16, maximum=512, description="Tokens per review."
+            SETTINGS.bert_max_length,
+            type="integer",
+            minimum=BERT_MAX_LENGTH_RANGE[0],
+            maximum=BERT_MAX_LENGTH_RANGE[1],
+            description="Tokens per review.",
         ),
         "promote_margin": Param(
             SETTINGS.promote_margin,

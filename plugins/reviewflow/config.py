@@ -48,6 +48,9 @@ def validate_identifier(name: str) -> str:
 VARIABLE = "reviewflow"  # the JSON Airflow Variable that may override settings inside a task
 
 
+BERT_MAX_LENGTH_RANGE = (16, 512)  # tokens per review: the setting's and the training DAG param's bounds
+
+
 @dataclass(frozen=True)
 class Settings:
     lake: str = ""  # default_lake()
@@ -179,8 +182,9 @@ def load_settings(environ: typing.Mapping[str, str] | None = None, overrides: di
     values["bert_model"] = values.get("bert_model") or default_bert_model()
     values.setdefault("aws_region", environ.get("AWS_DEFAULT_REGION") or Settings.aws_region)
     values["database"] = validate_identifier(values.get("database", Settings.database))
-    if not 16 <= values.get("bert_max_length", Settings.bert_max_length) <= 512:  # the training DAG param's range
-        raise ConfigError(f"REVIEWFLOW_BERT_MAX_LENGTH={values['bert_max_length']}: expected 16 to 512 tokens")
+    low, high = BERT_MAX_LENGTH_RANGE
+    if not low <= values.get("bert_max_length", Settings.bert_max_length) <= high:
+        raise ConfigError(f"REVIEWFLOW_BERT_MAX_LENGTH={values['bert_max_length']}: expected {low} to {high} tokens")
     return Settings(**values)
 
 

@@ -146,11 +146,11 @@ def describe_model(metrics: dict) -> str | None:
     if isinstance(best, dict) and "clf" in best:
         return f"{best.get('features')} {best.get('clf')} C={best.get('C')} (best of the leaderboard on validation)"
     if isinstance(metrics.get("weights"), dict):
-        # members in the ensemble's order (TF-IDF first): the registry's JSON sorts keys, metrics.json does not
-        order = {"tfidf": 0, "bert": 1}
-        weights = " / ".join(
-            f"{k} {v}" for k, v in sorted(metrics["weights"].items(), key=lambda kv: (order.get(kv[0], 2), kv[0]))
-        )
+        from reviewflow.training.predictor import _entry_point
+
+        # in the ensemble's member order: the registry's JSON sorts keys, metrics.json keeps the order
+        weights = " / ".join(f"{k} {metrics['weights'][k]}" for k in _entry_point("ensemble").MEMBER_KINDS
+                             if k in metrics["weights"])  # fmt: skip
         return f"weights {weights}, temperature {metrics.get('temperature', 1.0)} (chosen on validation)"
     if metrics.get("epochs_run") is not None:
         return f"{metrics.get('train_rows')} training rows, {metrics['epochs_run']} epochs ({metrics.get('stop_reason', '')})"
